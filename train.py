@@ -1,0 +1,425 @@
+"""Train the BTC/USD price model: daily bars -> validated frame -> Prophet -> model.pkl + model.json.
+
+The model file is a pickled ``prophet.Prophet``. Beside it, ``<model>.json`` holds the
+metadata the API relies on (see README, "Model artifact"): the pickle's sha256 and the
+date range to serve. A failed run exits non-zero with one line and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import pickle
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("train")
+
+HERE = Path(__file__).resolve().parent
+SYMBOL = "BTC/USD"
+DEFAULT_MODEL_PATH = "models/btc_usd.pkl"
+DEFAULT_SNAPSHOT = HERE / "data" / "btc_usd_1d.csv"
+DEFAULT_START = "2015-01-01"
+DEFAULT_HORIZON_DAYS = 365
+DEFAULT_MIN_ROWS = 365
+DEFAULT_MAX_STALE_DAYS = 3
+# (connect, read) seconds for every Alpaca request: the SDK's requests.Session sets none.
+HTTP_TIMEOUT = (5.0, 30.0)
+HTTP_RETRIES = 3
+# Alpaca serves at most 10,000 bars a page; no sane daily history needs more pages than this.
+MAX_PAGES = 20
+PRICE_COLUMNS = ["open", "high", "low", "close"]
+METADATA_FORMAT = 1
+LIBRARIES = ["prophet", "pandas", "numpy", "cmdstanpy", "alpaca-py"]
+
+
+class TrainingError(Exception):
+    """A run that must stop: the message is the one line the operator sees."""
+
+
+class FetchError(TrainingError):
+    """Alpaca could not be reached or answered with something unusable."""
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Daily bars indexed by UTC date, with where they came from."""
+
+    frame: pd.DataFrame  # index: day (datetime64, midnight UTC, tz-naive); columns: PRICE_COLUMNS + volume
+    source: str  # "alpaca" or "snapshot"
+    origin: str  # URL or file the bars came from
+
+
+# ---------------------------------------------------------------- data sources
+
+
+def alpaca_client(base_url: str | None, api_key: str | None, secret_key: str | None):
+    """A CryptoHistoricalDataClient whose every request has a timeout, retries and a page guard."""
+    from alpaca.data.historical import CryptoHistoricalDataClient
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    class TimeoutAdapter(HTTPAdapter):
+        def send(self, request, **kwargs):
+            kwargs["timeout"] = kwargs.get("timeout") or HTTP_TIMEOUT
+            return super().send(request, **kwargs)
+
+    client = CryptoHistoricalDataClient(
+        api_key=api_key or None, secret_key=secret_key or None, url_override=base_url or None
+    )
+    # The SDK itself retries 429 and 504 (3 times, 3 s apart); the transport covers the rest,
+    # so the two layers never multiply each other's attempts.
+    retry = Retry(
+        total=HTTP_RETRIES,
+        backoff_factor=0.5,
+        status_forcelist=(500, 502, 503),
+        allowed_methods=("GET",),
+        raise_on_status=False,  # the last error response reaches the SDK, which reports its status
+    )
+    # The SDK has no transport settings, so its (private) requests.Session is configured here;
+    # alpaca-py is pinned, and the fake-server tests catch a change of this seam.
+    session = client._session
+    session.mount("http://", TimeoutAdapter(max_retries=retry))
+    session.mount("https://", TimeoutAdapter(max_retries=retry))
+    session.hooks["response"].append(_page_guard())
+    return client
+
+
+def _page_guard():
+    """A response hook that stops pagination loops: a repeated page token or too many pages."""
+    seen_tokens: set[str] = set()
+    pages = 0
+
+    def check(response, *args, **kwargs):
+        nonlocal pages
+        pages += 1
+        if pages > MAX_PAGES:
+            raise FetchError(f"Alpaca sent more than {MAX_PAGES} pages of daily bars; giving up")
+        token = None
+        if response.ok and response.headers.get("content-type", "").startswith("application/json"):
+            try:
+                token = response.json().get("next_page_token")
+            except ValueError:
+                return response  # malformed JSON: the SDK raises on it with the details
+        if token is not None:
+            if token in seen_tokens:
+                raise FetchError(f"Alpaca repeated page token {token!r}: pagination would never end")
+            seen_tokens.add(token)
+        return response
+
+    return check
+
+
+def fetch_bars(client, start: date, now: datetime) -> Bars:
+    """Download daily BTC/USD bars from `start` to `now` with alpaca-py."""
+    from alpaca.data.requests import CryptoBarsRequest
+    from alpaca.data.timeframe import TimeFrame
+
+    request = CryptoBarsRequest(
+        symbol_or_symbols=SYMBOL,
+        timeframe=TimeFrame.Day,
+        start=datetime.combine(start, datetime.min.time(), tzinfo=UTC),
+        end=now,
+    )
+    url = client._base_url
+    log.info("fetching daily %s bars from %s since %s", SYMBOL, url, start)
+    try:
+        bar_set = client.get_crypto_bars(request)
+    except FetchError:
+        raise
+    except Exception as error:  # the SDK raises requests, pydantic and its own errors alike
+        raise FetchError(f"could not fetch bars from {url}: {_short(error)}") from error
+    bars = bar_set.data.get(SYMBOL, [])
+    if not bars:
+        raise FetchError(f"Alpaca returned no {SYMBOL} bars since {start} ({url})")
+    frame = pd.DataFrame(
+        {
+            "timestamp": [bar.timestamp for bar in bars],
+            **{column: [getattr(bar, column) for bar in bars] for column in PRICE_COLUMNS},
+            "volume": [bar.volume for bar in bars],
+        }
+    )
+    log.info("fetched %d bars", len(frame))
+    return Bars(_index_by_day(frame, "timestamp"), "alpaca", url)
+
+
+def load_snapshot(path: Path) -> Bars:
+    """Read the bundled CSV snapshot (timestamp,open,high,low,close,volume; one row per UTC day)."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as error:
+        raise TrainingError(f"cannot read snapshot {path}: {_short(error)}") from error
+    missing = {"timestamp", *PRICE_COLUMNS} - set(frame.columns)
+    if missing:
+        raise TrainingError(f"snapshot {path} lacks columns {sorted(missing)}")
+    log.info("read %d bars from snapshot %s", len(frame), path)
+    return Bars(_index_by_day(frame, "timestamp"), "snapshot", str(path))
+
+
+def _index_by_day(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Index bars by the UTC calendar day their timestamp falls on (naive timestamps are UTC)."""
+    try:
+        stamps = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    except (ValueError, TypeError) as error:
+        raise TrainingError(f"bad timestamp in bars: {_short(error)}") from error
+    days = stamps.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
+    columns = [c for c in [*PRICE_COLUMNS, "volume"] if c in frame.columns]
+    return frame[columns].set_index(pd.DatetimeIndex(days.to_numpy(), name="day"))
+
+
+# ---------------------------------------------------------------- validation
+
+
+def drop_open_day(bars: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """Drop bars whose day has not ended yet at `now` (UTC): their close is not final."""
+    today = pd.Timestamp(now.astimezone(UTC).date())
+    open_rows = bars.index >= today
+    if open_rows.any():
+        log.info("dropping %d bar(s) of days not yet closed (%s)", open_rows.sum(), today.date())
+    return bars[~open_rows]
+
+
+def validate_bars(
+    bars: pd.DataFrame, *, min_rows: int, max_stale_days: int | None, now: datetime
+) -> pd.DataFrame:
+    """Check the bars and return Prophet's (ds, y) frame of daily closes, or raise TrainingError."""
+    if len(bars) < min_rows:
+        raise TrainingError(f"only {len(bars)} complete daily bars; at least {min_rows} are needed")
+    if not bars.index.is_monotonic_increasing:
+        raise TrainingError("bars are not sorted by day")
+    duplicated = bars.index[bars.index.duplicated()]
+    if len(duplicated):
+        raise TrainingError(f"{len(duplicated)} day(s) appear twice, first {duplicated[0].date()}")
+    missing = pd.date_range(bars.index[0], bars.index[-1], freq="D").difference(bars.index)
+    if len(missing):
+        raise TrainingError(f"{len(missing)} day(s) missing from the bars, first {missing[0].date()}")
+    prices = bars[PRICE_COLUMNS]
+    if prices.isna().any().any():
+        first = prices.index[prices.isna().any(axis=1)][0]
+        raise TrainingError(f"missing (NaN) prices, first on {first.date()}")
+    if (prices <= 0).any().any():
+        first = prices.index[(prices <= 0).any(axis=1)][0]
+        raise TrainingError(f"non-positive prices, first on {first.date()}")
+    if not np.isfinite(prices.to_numpy()).all():
+        raise TrainingError("infinite prices in the bars")
+    if max_stale_days is not None:
+        age = (pd.Timestamp(now.astimezone(UTC).date()) - bars.index[-1]).days
+        if age > max_stale_days:
+            raise TrainingError(
+                f"newest bar is {bars.index[-1].date()}, {age} days old (limit {max_stale_days}): "
+                "the feed looks stale"
+            )
+    return pd.DataFrame({"ds": bars.index, "y": bars["close"].to_numpy()})
+
+
+# ---------------------------------------------------------------- model and artifacts
+
+
+def fit_model(frame: pd.DataFrame):
+    """Fit Prophet on the daily closes."""
+    from prophet import Prophet
+
+    log.info(
+        "fitting Prophet on %d days (%s to %s)", len(frame), frame.ds.iloc[0].date(), frame.ds.iloc[-1].date()
+    )
+    started = time.monotonic()
+    model = Prophet()
+    model.fit(frame)
+    log.info("fitted in %.1f s", time.monotonic() - started)
+    return model
+
+
+def build_metadata(
+    frame: pd.DataFrame, bars: Bars, model_bytes: bytes, horizon_days: int, now: datetime
+) -> dict:
+    """The model card the API checks and shows: provenance, versions, sha256, served range."""
+    first_day, last_day = frame.ds.iloc[0].date(), frame.ds.iloc[-1].date()
+    return {
+        "format": METADATA_FORMAT,
+        "symbol": SYMBOL,
+        "trained_at": now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "source": bars.source,
+        "origin": bars.origin,
+        "first_day": first_day.isoformat(),
+        "last_day": last_day.isoformat(),
+        "rows": len(frame),
+        "versions": {"python": platform.python_version(), **{name: version(name) for name in LIBRARIES}},
+        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "serve": {
+            "first_day": first_day.isoformat(),
+            "last_day": (last_day + timedelta(days=horizon_days)).isoformat(),
+        },
+    }
+
+
+def metadata_path(model_path: Path) -> Path:
+    """Where the metadata of a model file lives: the same name with a .json suffix."""
+    return model_path.with_suffix(".json")
+
+
+def write_artifacts(model_path: Path, model_bytes: bytes, metadata: dict) -> None:
+    """Write model and metadata atomically: each to a temp file in the same folder, then rename."""
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    metadata_bytes = (json.dumps(metadata, indent=2) + "\n").encode()
+    staged = [(_stage(model_path, model_bytes), model_path)]
+    staged.append((_stage(metadata_path(model_path), metadata_bytes), metadata_path(model_path)))
+    # The model goes first: if the process dies in between, the sha256 in the old metadata no
+    # longer matches and the API refuses the pair instead of serving it.
+    for temp, final in staged:
+        os.replace(temp, final)
+
+
+def _stage(final: Path, content: bytes) -> Path:
+    """Write `content` to a synced temp file next to `final` and return its path."""
+    fd, temp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return Path(temp)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Fetch daily BTC/USD bars, fit Prophet and write the model and its metadata.",
+        epilog="Environment: ALPACA_DATA_URL (default Alpaca's), ALPACA_API_KEY and ALPACA_SECRET_KEY "
+        "(optional, raise the rate limit), MODEL_PATH (default output).",
+    )
+    parser.add_argument(
+        "--source",
+        choices=["alpaca", "snapshot", "auto"],
+        default="alpaca",
+        help="alpaca: live data (default); snapshot: the bundled CSV; "
+        "auto: Alpaca, or the snapshot when Alpaca cannot be reached",
+    )
+    parser.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=date.fromisoformat(DEFAULT_START),
+        help=f"first day to fetch from Alpaca (default {DEFAULT_START})",
+    )
+    parser.add_argument(
+        "--snapshot", type=Path, default=DEFAULT_SNAPSHOT, help="CSV used by --source snapshot"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path(os.environ.get("MODEL_PATH", DEFAULT_MODEL_PATH)),
+        help="model file to write; metadata goes beside it as .json "
+        f"(default $MODEL_PATH or {DEFAULT_MODEL_PATH})",
+    )
+    parser.add_argument(
+        "--horizon-days",
+        type=_positive_int,
+        default=DEFAULT_HORIZON_DAYS,
+        help=f"days past the last bar the API will serve (default {DEFAULT_HORIZON_DAYS})",
+    )
+    parser.add_argument(
+        "--min-rows",
+        type=_positive_int,
+        default=DEFAULT_MIN_ROWS,
+        help=f"refuse to train on fewer daily bars (default {DEFAULT_MIN_ROWS})",
+    )
+    parser.add_argument(
+        "--max-stale-days",
+        type=_positive_int,
+        default=DEFAULT_MAX_STALE_DAYS,
+        help="refuse Alpaca data whose newest complete bar is older than this "
+        f"(default {DEFAULT_MAX_STALE_DAYS}; the snapshot is exempt)",
+    )
+    return parser.parse_args(argv)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def load_bars(args: argparse.Namespace, now: datetime) -> Bars:
+    """Bars from the chosen source; `auto` falls back to the snapshot, loudly, when Alpaca fails."""
+    if args.source == "snapshot":
+        return load_snapshot(args.snapshot)
+    client = alpaca_client(
+        os.environ.get("ALPACA_DATA_URL"),
+        os.environ.get("ALPACA_API_KEY"),
+        os.environ.get("ALPACA_SECRET_KEY"),
+    )
+    try:
+        return fetch_bars(client, args.start, now)
+    except FetchError as error:
+        if args.source != "auto":
+            raise
+        log.warning("!" * 72)
+        log.warning("ALPACA UNAVAILABLE (%s)", error)
+        log.warning("TRAINING ON THE BUNDLED SNAPSHOT %s INSTEAD: ITS DATA IS NOT LIVE", args.snapshot)
+        log.warning("!" * 72)
+        return load_snapshot(args.snapshot)
+
+
+def train(args: argparse.Namespace, now: datetime) -> dict:
+    """The whole run; returns the metadata written."""
+    bars = load_bars(args, now)
+    closed = drop_open_day(bars.frame, now)
+    stale_limit = args.max_stale_days if bars.source == "alpaca" else None
+    frame = validate_bars(closed, min_rows=args.min_rows, max_stale_days=stale_limit, now=now)
+    model = fit_model(frame)
+    model_bytes = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    metadata = build_metadata(frame, bars, model_bytes, args.horizon_days, now)
+    write_artifacts(args.output, model_bytes, metadata)
+    log.info(
+        "wrote %s and %s (serves %s to %s)",
+        args.output,
+        metadata_path(args.output).name,
+        metadata["serve"]["first_day"],
+        metadata["serve"]["last_day"],
+    )
+    return metadata
+
+
+def _short(error: BaseException) -> str:
+    """One line describing an exception, whatever its message looks like."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # cmdstanpy logs every chain start and stop; prophet.plot complains that plotly is absent.
+    logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+    try:
+        train(args, datetime.now(UTC))
+    except TrainingError as error:
+        log.error("training failed: %s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
