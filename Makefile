@@ -1,0 +1,50 @@
+# The commands the README shows. Everything runs in .venv, created on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+MODEL_PATH ?= models/btc_usd.pkl
+SOURCE ?= auto
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: run train serve test lint format clean
+
+## run: train when no model exists (Alpaca, or the bundled snapshot when unreachable), then serve
+run: $(VENV)/.run-deps $(MODEL_PATH) serve
+
+## train: (re)train now; SOURCE=alpaca|snapshot|auto
+train: $(VENV)/.run-deps
+	$(PY) train.py --source $(SOURCE) --output $(MODEL_PATH)
+
+$(MODEL_PATH): | $(VENV)/.run-deps
+	$(PY) train.py --source $(SOURCE) --output $(MODEL_PATH)
+
+## serve: serve the existing model on http://$(HOST):$(PORT)
+serve: $(VENV)/.run-deps
+	MODEL_PATH=$(MODEL_PATH) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
+
+## test: lint, then the whole test suite
+test: $(VENV)/.dev-deps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+format: $(VENV)/.dev-deps
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+$(PY):
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.run-deps: requirements-train.txt requirements-api.txt | $(PY)
+	$(PIP) -r requirements-train.txt -r requirements-api.txt
+	touch $@
+
+$(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.run-deps
+	$(PIP) -r requirements-dev.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) models .pytest_cache .ruff_cache

@@ -1,0 +1,240 @@
+"""api.py through Flask's test client: answers, intervals, bad input, docs, startup checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import re
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from openapi_spec_validator import validate
+
+import api
+
+FORECAST_KEYS = ["date", "prediction", "prediction_low", "prediction_high"]
+
+
+def get_forecast(client, day: str) -> dict:
+    response = client.get(f"/bitcoin?date={day}")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+# ---------------------------------------------------------------- answers
+
+
+def test_answers_in_the_documented_shape(client):
+    response = client.get("/bitcoin?date=2024-06-01")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert list(body) == FORECAST_KEYS
+    assert body["date"] == "Sat, 01 Jun 2024 00:00:00 GMT"
+    assert all(isinstance(body[key], float) for key in FORECAST_KEYS[1:])
+    assert body["prediction_low"] < body["prediction"] < body["prediction_high"]
+
+
+def test_same_request_same_answer_across_restarts(model_path, client):
+    first = client.get("/bitcoin?date=2027-01-15").get_data()
+    assert client.get("/bitcoin?date=2027-01-15").get_data() == first
+    restarted = api.create_app(model_path).test_client()
+    assert restarted.get("/bitcoin?date=2027-01-15").get_data() == first
+
+
+def test_answers_match_the_model(model_path, client):
+    model = pickle.loads(model_path.read_bytes())  # noqa: S301  # our own test artifact
+    forecast = model.predict(pd.DataFrame({"ds": pd.to_datetime(["2024-06-01", "2027-08-20"])}))
+    for day, expected in zip(["2024-06-01", "2027-08-20"], forecast.yhat, strict=True):
+        assert get_forecast(client, day)["prediction"] == pytest.approx(expected, abs=0.01)
+
+
+def test_far_band_is_the_dense_grid_band_not_the_one_row_band(model_path, served, client):
+    """The served band for the last day matches a fresh dense grid (other random draws), not one row."""
+    model = pickle.loads(model_path.read_bytes())  # noqa: S301
+    last = served.last_day.isoformat()
+    grid = pd.DataFrame({"ds": pd.date_range(served.first_day, served.last_day)})
+    widths = []
+    for seed in (1, 2):
+        np.random.seed(seed)
+        row = model.predict(grid).iloc[-1]
+        widths.append(row.yhat_upper - row.yhat_lower)
+    np.random.seed(3)
+    one_row = model.predict(grid.tail(1)).iloc[0]
+
+    answer = get_forecast(client, last)
+    served_width = answer["prediction_high"] - answer["prediction_low"]
+    assert served_width == pytest.approx(np.mean(widths), rel=0.1)
+    assert one_row.yhat_upper - one_row.yhat_lower < 0.8 * served_width
+
+
+def test_interval_widens_with_the_horizon(served, client):
+    last_data_day = date.fromisoformat(served.metadata["last_day"])
+    widths = []
+    for days_ahead in (7, 90, 365):
+        answer = get_forecast(client, (last_data_day + timedelta(days=days_ahead)).isoformat())
+        widths.append(answer["prediction_high"] - answer["prediction_low"])
+    assert widths[0] < widths[1] < widths[2]
+
+
+def test_serves_exactly_the_metadata_range(served, client):
+    assert get_forecast(client, served.first_day.isoformat())
+    assert get_forecast(client, served.last_day.isoformat())
+    assert len(served.answers) == (served.last_day - served.first_day).days + 1
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("", "missing query parameter 'date'"),
+        ("?day=2024-06-01", "missing query parameter 'date'"),
+        ("?date[]=2024-06-01", "missing query parameter 'date'"),
+        ("?date=", "must be a day as YYYY-MM-DD"),
+        ("?date=2024-6-1", "must be a day as YYYY-MM-DD"),
+        ("?date=01/06/2024", "must be a day as YYYY-MM-DD"),
+        ("?date=2024-06-01T00:00:00", "must be a day as YYYY-MM-DD"),
+        (
+            "?date=%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%94-06-01",
+            "must be a day as YYYY-MM-DD",
+        ),  # full-width digits
+        ("?date=tomorrow", "must be a day as YYYY-MM-DD"),
+        ("?date=" + "9" * 5000, "must be a day as YYYY-MM-DD"),
+        ("?date=%00", "must be a day as YYYY-MM-DD"),
+        ("?date=2024-02-30", "2024-02-30 is not a calendar day"),
+        ("?date=2023-02-29", "2023-02-29 is not a calendar day"),
+        ("?date=0000-01-01", "0000-01-01 is not a calendar day"),
+        ("?date=2024-06-01&date=2024-06-02", "give 'date' once; got it 2 times"),
+        ("?date=2024-06-01&date=2024-06-01", "give 'date' once; got it 2 times"),
+    ],
+)
+def test_bad_dates_get_a_400_saying_what_is_accepted(client, query, message):
+    response = client.get("/bitcoin" + query)
+    assert response.status_code == 400
+    assert response.mimetype == "application/json"
+    assert message in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("day", ["1999-12-31", "2014-09-16", "2027-08-21", "9999-12-31"])
+def test_days_outside_the_range_name_the_range(client, served, day):
+    response = client.get(f"/bitcoin?date={day}")
+    assert response.status_code == 400
+    expected = f"no forecast for {day}: this model serves {served.first_day} to {served.last_day}"
+    assert response.get_json() == {"error": expected + " (YYYY-MM-DD)"}
+
+
+def test_long_bad_values_are_quoted_short(client):
+    error = client.get("/bitcoin?date=" + "x" * 10_000).get_json()["error"]
+    assert len(error) < 200
+
+
+def test_unknown_routes_and_methods_answer_json(client):
+    missing = client.get("/ethereum")
+    assert missing.status_code == 404 and "404 Not Found" in missing.get_json()["error"]
+    wrong_method = client.post("/bitcoin?date=2024-06-01")
+    assert wrong_method.status_code == 405 and "405 Method Not Allowed" in wrong_method.get_json()["error"]
+    assert "GET" in wrong_method.headers["Allow"]
+
+
+# ---------------------------------------------------------------- headers, health, docs
+
+
+@pytest.mark.parametrize("path", ["/bitcoin?date=2024-06-01", "/bitcoin?date=nope", "/health"])
+def test_cors_allows_any_origin(client, path):
+    response = client.get(path, headers={"Origin": "https://example.org"})
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_cors_preflight(client):
+    response = client.options(
+        "/bitcoin", headers={"Origin": "https://example.org", "Access-Control-Request-Method": "GET"}
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "GET" in response.headers["Access-Control-Allow-Methods"]
+
+
+def test_health_reports_the_model(client, served):
+    body = client.get("/health").get_json()
+    assert body == {
+        "status": "ok",
+        "trained_at": served.metadata["trained_at"],
+        "data_last_day": "2026-08-20",
+        "serves": {"first_day": "2014-09-17", "last_day": "2027-08-20"},
+    }
+
+
+def test_openapi_document_is_valid_and_complete(client):
+    spec = client.get("/openapi.json").get_json()
+    validate(spec)
+    assert set(spec["paths"]) == {"/bitcoin", "/health", "/", "/docs", "/openapi.json"}
+    bitcoin = spec["paths"]["/bitcoin"]["get"]
+    (parameter,) = bitcoin["parameters"]
+    assert (parameter["name"], parameter["in"], parameter["required"]) == ("date", "query", True)
+    assert set(bitcoin["responses"]) == {"200", "400"}
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["Forecast"]["required"]) == set(FORECAST_KEYS)
+    assert "422" not in json.dumps(spec["paths"])
+
+
+def test_root_and_docs_lead_to_swagger_ui(client):
+    assert client.get("/").headers["Location"] == "/docs"
+    assert client.get("/docs").headers["Location"] == "/docs/swagger"
+    page = client.get("/docs/swagger")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "SwaggerUIBundle" in html and "/openapi.json" in html
+    assert not re.search(r"(src|href)=\"(https?:)?//", html), "Swagger UI must not load from a CDN"
+    for asset in re.findall(r"(?:src|href)=\"(swagger/[^\"]+)\"", html):
+        assert client.get(f"/docs/{asset}").status_code == 200, asset
+
+
+# ---------------------------------------------------------------- startup checks
+
+
+def test_refuses_a_missing_model(tmp_path):
+    with pytest.raises(api.ModelError, match=r"metadata .* not found"):
+        api.create_app(tmp_path / "absent.pkl")
+
+
+def test_refuses_a_model_without_its_file(model_copy):
+    model_copy.unlink()
+    with pytest.raises(api.ModelError, match="cannot be read"):
+        api.create_app(model_copy)
+
+
+def test_refuses_a_truncated_model(model_copy):
+    model_copy.write_bytes(model_copy.read_bytes()[:1000])
+    with pytest.raises(api.ModelError, match=r"sha256 .* but its metadata expects"):
+        api.create_app(model_copy)
+
+
+def rewrite_with_matching_sha(model_path, content: bytes) -> None:
+    model_path.write_bytes(content)
+    metadata_path = api.metadata_path(model_path)
+    metadata = json.loads(metadata_path.read_text())
+    metadata["model_sha256"] = hashlib.sha256(content).hexdigest()
+    metadata_path.write_text(json.dumps(metadata))
+
+
+def test_refuses_a_file_that_is_not_a_pickle(model_copy):
+    rewrite_with_matching_sha(model_copy, b"not a pickle at all")
+    with pytest.raises(api.ModelError, match="not a readable pickle"):
+        api.create_app(model_copy)
+
+
+def test_refuses_a_pickle_of_the_wrong_thing(model_copy):
+    rewrite_with_matching_sha(model_copy, pickle.dumps({"model": "no"}))
+    with pytest.raises(api.ModelError, match="holds a dict, not a fitted Prophet model"):
+        api.create_app(model_copy)
+
+
+def test_refuses_unreadable_metadata(model_copy):
+    api.metadata_path(model_copy).write_text("{")
+    with pytest.raises(api.ModelError, match=r"metadata .* is unreadable"):
+        api.create_app(model_copy)

@@ -1,0 +1,36 @@
+"""Requirement files: everything pinned, and shared packages pinned alike (the pickle must load)."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import ROOT
+
+PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([A-Za-z0-9_.+-]+)$")
+
+
+def pins(name: str) -> dict[str, str]:
+    result = {}
+    for line in (ROOT / name).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            match = PIN.match(line)
+            assert match, f"{name}: {line!r} is not pinned with =="
+            result[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return result
+
+
+def test_all_requirements_are_pinned():
+    for name in ("requirements-train.txt", "requirements-api.txt", "requirements-dev.txt"):
+        assert pins(name)
+
+
+def test_train_and_api_pin_shared_packages_identically():
+    train, api = pins("requirements-train.txt"), pins("requirements-api.txt")
+    shared = set(train) & set(api)
+    assert {"prophet", "pandas", "numpy", "cmdstanpy"} <= shared
+    assert {name: (train[name], api[name]) for name in shared if train[name] != api[name]} == {}
+
+
+def test_the_api_does_not_need_training_packages():
+    assert "alpaca-py" not in pins("requirements-api.txt")

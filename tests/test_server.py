@@ -1,0 +1,47 @@
+"""The real thing: `python api.py` under Waitress on a loopback port, and its startup failures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import requests
+
+from tests.conftest import ROOT
+
+
+def test_serves_the_same_answer_as_the_app(live_server, client):
+    response = requests.get(f"{live_server.url}/bitcoin", params={"date": "2024-06-01"}, timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.content == client.get("/bitcoin?date=2024-06-01").get_data()
+
+
+def test_bad_input_and_cors_over_http(live_server):
+    response = requests.get(
+        f"{live_server.url}/bitcoin?date=2024-02-30", headers={"Origin": "https://example.org"}, timeout=10
+    )
+    assert response.status_code == 400
+    assert response.json() == {"error": "2024-02-30 is not a calendar day (day is out of range for month)"}
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_health_and_no_server_banner(live_server):
+    response = requests.get(f"{live_server.url}/health", timeout=10)
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+    assert "Server" not in response.headers
+
+
+def test_startup_fails_clearly_without_a_model(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "api.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={"MODEL_PATH": str(tmp_path / "absent.pkl"), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "cannot start: model metadata" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,210 @@
+"""train.py: the real alpaca-py client against the fake Alpaca server, validation, atomic artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import json
+import socket
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+import train
+from tests.conftest import run_train
+
+NOW = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def snapshot_files(path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (path, train.metadata_path(path))}
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def test_trains_from_alpaca_through_the_sdk(fake_alpaca, tmp_path):
+    output = tmp_path / "btc_usd.pkl"
+    result = run_train(
+        "--source",
+        "alpaca",
+        "--start",
+        "2023-01-01",
+        "--output",
+        str(output),
+        env={"ALPACA_DATA_URL": fake_alpaca.url},
+    )
+    assert result.returncode == 0, result.stderr
+
+    metadata = json.loads(train.metadata_path(output).read_text())
+    today = datetime.now(UTC).date()
+    assert metadata["source"] == "alpaca"
+    assert metadata["origin"] == fake_alpaca.url
+    assert metadata["first_day"] == "2023-01-01"
+    # Today's bar is still open: the newest training row is yesterday.
+    assert metadata["last_day"] == (today - timedelta(days=1)).isoformat()
+    assert metadata["rows"] == (today - date(2023, 1, 1)).days
+    assert metadata["model_sha256"] == hashlib.sha256(output.read_bytes()).hexdigest()
+    assert metadata["serve"] == {
+        "first_day": "2023-01-01",
+        "last_day": (today - timedelta(days=1) + timedelta(days=365)).isoformat(),
+    }
+    assert set(metadata["versions"]) >= {"python", "prophet", "pandas", "numpy", "alpaca-py"}
+    assert metadata["trained_at"].endswith("Z")
+
+
+def test_follows_pagination_and_sends_keys_when_set(fake_alpaca, tmp_path):
+    fake_alpaca.state.page_size = 200
+    result = run_train(
+        "--source",
+        "alpaca",
+        "--start",
+        "2024-01-01",
+        "--output",
+        str(tmp_path / "m.pkl"),
+        env={"ALPACA_DATA_URL": fake_alpaca.url, "ALPACA_API_KEY": "key-id", "ALPACA_SECRET_KEY": "secret"},
+    )
+    assert result.returncode == 0, result.stderr
+    requests = fake_alpaca.state.requests
+    assert len(requests) >= 5  # > 1,000 days at 200 a page
+    assert [r["query"].get("page_token") for r in requests[:3]] == [None, "200", "400"]
+    assert all(r["headers"].get("APCA-API-KEY-ID") == "key-id" for r in requests)
+    assert all(r["headers"].get("APCA-API-SECRET-KEY") == "secret" for r in requests)
+    assert json.loads((tmp_path / "m.json").read_text())["rows"] > 1000
+
+
+def test_trains_on_the_snapshot(model_path):
+    metadata = json.loads(train.metadata_path(model_path).read_text())
+    assert metadata["source"] == "snapshot"
+    assert (metadata["first_day"], metadata["last_day"], metadata["rows"]) == (
+        "2014-09-17",
+        "2026-08-20",
+        4356,
+    )
+    assert metadata["serve"] == {"first_day": "2014-09-17", "last_day": "2027-08-20"}
+
+
+def test_unreachable_alpaca_fails_with_one_line_and_keeps_the_old_model(model_copy):
+    before = snapshot_files(model_copy)
+    result = run_train(
+        "--source",
+        "alpaca",
+        "--output",
+        str(model_copy),
+        env={"ALPACA_DATA_URL": f"http://127.0.0.1:{closed_port()}"},
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "could not fetch bars" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot_files(model_copy) == before
+    assert sorted(p.name for p in model_copy.parent.iterdir()) == sorted(before)  # no temp files left
+
+
+def test_auto_falls_back_to_the_snapshot_loudly(tmp_path):
+    output = tmp_path / "m.pkl"
+    result = run_train(
+        "--source",
+        "auto",
+        "--output",
+        str(output),
+        env={"ALPACA_DATA_URL": f"http://127.0.0.1:{closed_port()}"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "TRAINING ON THE BUNDLED SNAPSHOT" in result.stderr
+    assert json.loads(train.metadata_path(output).read_text())["source"] == "snapshot"
+
+
+def test_bad_data_from_alpaca_keeps_the_old_model(fake_alpaca, model_copy):
+    fake_alpaca.state.bars[-10]["c"] = -5.0
+    before = snapshot_files(model_copy)
+    result = run_train(
+        "--source", "alpaca", "--output", str(model_copy), env={"ALPACA_DATA_URL": fake_alpaca.url}
+    )
+    assert result.returncode == 1
+    assert "non-positive prices" in result.stderr
+    assert snapshot_files(model_copy) == before
+
+
+def test_help_describes_the_options():
+    result = run_train("--help")
+    assert result.returncode == 0
+    for option in ("--source", "--start", "--output", "--horizon-days", "ALPACA_DATA_URL"):
+        assert option in result.stdout
+
+
+def test_rejects_a_bad_start_date():
+    result = run_train("--start", "2024-13-01")
+    assert result.returncode == 2
+    assert "--start" in result.stderr
+
+
+# ---------------------------------------------------------------- validation
+
+
+def daily_bars(days: int = 400, end: str = "2026-08-20") -> pd.DataFrame:
+    index = pd.date_range(end=end, periods=days, freq="D", name="day")
+    prices = pd.Series(range(100, 100 + days), index=index, dtype=float)
+    return pd.DataFrame(
+        {"open": prices, "high": prices + 1, "low": prices - 1, "close": prices, "volume": 1.0}
+    )
+
+
+def validate(bars: pd.DataFrame, max_stale_days: int | None = 3) -> pd.DataFrame:
+    return train.validate_bars(bars, min_rows=365, max_stale_days=max_stale_days, now=NOW)
+
+
+def test_valid_bars_become_prophet_input():
+    frame = validate(daily_bars())
+    assert list(frame.columns) == ["ds", "y"]
+    assert len(frame) == 400 and frame.ds.iloc[-1] == pd.Timestamp("2026-08-20")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b.iloc[:100], "only 100 complete daily bars"),
+        (lambda b: b.iloc[::-1], "not sorted"),
+        (lambda b: pd.concat([b.iloc[:200], b.iloc[199:]]), "appear twice, first 2026-02-01"),
+        (lambda b: b.drop(b.index[150]), "1 day(s) missing from the bars, first 2025-12-14"),
+        (
+            lambda b: b.assign(close=b.close.where(b.index != "2026-03-01")),
+            "NaN) prices, first on 2026-03-01",
+        ),
+        (
+            lambda b: b.assign(low=b.low.where(b.index != "2026-04-01", 0.0)),
+            "non-positive prices, first on 2026-04-01",
+        ),
+        (lambda b: b.iloc[:-5], "newest bar is 2026-08-15, 6 days old"),
+    ],
+)
+def test_refuses_bad_bars(damage, message):
+    with pytest.raises(train.TrainingError, match=re.escape(message)):
+        validate(damage(daily_bars()))
+
+
+def test_the_snapshot_is_exempt_from_staleness():
+    assert len(validate(daily_bars().iloc[:-30], max_stale_days=None)) == 370
+
+
+def test_drops_the_still_open_day():
+    bars = daily_bars(end="2026-08-21")
+    assert train.drop_open_day(bars, NOW).index[-1] == pd.Timestamp("2026-08-20")
+    assert len(train.drop_open_day(bars, NOW + timedelta(days=1))) == 400
+
+
+def test_write_artifacts_replaces_both_files(tmp_path):
+    path = tmp_path / "sub" / "model.pkl"
+    train.write_artifacts(path, b"first", {"n": 1})
+    train.write_artifacts(path, b"second", {"n": 2})
+    assert path.read_bytes() == b"second"
+    assert json.loads(train.metadata_path(path).read_text()) == {"n": 2}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.json", "model.pkl"]
