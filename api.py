@@ -13,6 +13,7 @@ import logging
 import os
 import pickle
 import re
+import signal
 import sys
 from dataclasses import dataclass
 from datetime import UTC, date
@@ -120,7 +121,7 @@ def answer_bodies(table: pd.DataFrame) -> dict[str, bytes]:
             "prediction_low": round(float(row.yhat_lower), 2),
             "prediction_high": round(float(row.yhat_upper), 2),
         }
-        answers[row.ds.date().isoformat()] = json.dumps(body, separators=(",", ":")).encode()
+        answers[row.ds.date().isoformat()] = compact_json(body)
     return answers
 
 
@@ -158,9 +159,7 @@ def requested_day(args, served: ServedModel) -> str:
         day = date.fromisoformat(text)
     except ValueError as error:
         raise BadRequest(f"{text} is not a calendar day ({error})") from error
-    raise BadRequest(
-        f"no forecast for {day}: this model serves {served.first_day} to {served.last_day} (YYYY-MM-DD)"
-    )
+    raise BadRequest(f"no forecast for {day}: this model serves {served.first_day} to {served.last_day}")
 
 
 def _quote(text: str) -> str:
@@ -244,14 +243,14 @@ def create_app(model_path: str | Path | None = None) -> OpenAPI:
 def register_routes(app: OpenAPI, served: ServedModel) -> None:
     forecasts = Tag(name="forecasts", description="Forecast BTC/USD prices")
     service = Tag(name="service", description="Service status and documentation")
-    health_body = json.dumps(
+    health_body = compact_json(
         {
             "status": "ok",
             "trained_at": served.metadata["trained_at"],
             "data_last_day": served.metadata["last_day"],
             "serves": {"first_day": served.first_day.isoformat(), "last_day": served.last_day.isoformat()},
         }
-    ).encode()
+    )
 
     @app.get(
         "/bitcoin",
@@ -323,15 +322,19 @@ def documented_spec(app: OpenAPI) -> dict:
     return spec
 
 
+def compact_json(value) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 def error_response(status: int, message: str) -> Response:
-    return Response(json.dumps({"error": message}), status=status, mimetype="application/json")
+    return Response(compact_json({"error": message}), status=status, mimetype="application/json")
 
 
 def register_error_handlers(app: OpenAPI) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         response = error.get_response()  # keeps headers such as Allow on 405
-        response.set_data(json.dumps({"error": f"{error.code} {error.name}: {error.description}"}))
+        response.set_data(compact_json({"error": f"{error.code} {error.name}: {error.description}"}))
         response.mimetype = "application/json"
         return response
 
@@ -361,8 +364,11 @@ def main() -> int:
     host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104  # nosec B104: containers must listen on all interfaces
     port = int(os.environ.get("PORT", "8080"))
     threads = int(os.environ.get("THREADS", "8"))
+    # SIGTERM (docker stop, Render deploys) ends the serve loop like Ctrl-C: sockets close cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     log.info("serving on http://%s:%d with %d threads", host, port, threads)
     serve(app, host=host, port=port, threads=threads, ident="")
+    log.info("stopped")
     return 0
 
 

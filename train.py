@@ -165,7 +165,13 @@ def load_snapshot(path: Path) -> Bars:
     if missing:
         raise TrainingError(f"snapshot {path} lacks columns {sorted(missing)}")
     log.info("read %d bars from snapshot %s", len(frame), path)
-    return Bars(_index_by_day(frame, "timestamp"), "snapshot", str(path))
+    return Bars(_index_by_day(frame, "timestamp"), "snapshot", _display_path(path))
+
+
+def _display_path(path: Path) -> str:
+    """A path relative to the project when inside it: metadata should not leak build folders."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(HERE)) if resolved.is_relative_to(HERE) else str(path)
 
 
 def _index_by_day(frame: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -125,7 +125,7 @@ def test_days_outside_the_range_name_the_range(client, served, day):
     response = client.get(f"/bitcoin?date={day}")
     assert response.status_code == 400
     expected = f"no forecast for {day}: this model serves {served.first_day} to {served.last_day}"
-    assert response.get_json() == {"error": expected + " (YYYY-MM-DD)"}
+    assert response.get_json() == {"error": expected}
 
 
 def test_long_bad_values_are_quoted_short(client):

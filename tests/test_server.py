@@ -7,7 +7,7 @@ import sys
 
 import requests
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, start_api, stop_process
 
 
 def test_serves_the_same_answer_as_the_app(live_server, client):
@@ -45,3 +45,10 @@ def test_startup_fails_clearly_without_a_model(tmp_path):
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "cannot start: model metadata" in errors[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sigterm_stops_the_server_cleanly(model_path):
+    server = start_api(model_path)
+    assert requests.get(f"{server.url}/health", timeout=10).status_code == 200
+    assert stop_process(server.process) == 0
+    assert any("stopped" in line for line in server.log)

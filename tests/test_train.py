@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
 import socket
 from datetime import UTC, date, datetime, timedelta
 
@@ -84,6 +84,7 @@ def test_follows_pagination_and_sends_keys_when_set(fake_alpaca, tmp_path):
 def test_trains_on_the_snapshot(model_path):
     metadata = json.loads(train.metadata_path(model_path).read_text())
     assert metadata["source"] == "snapshot"
+    assert metadata["origin"] == "data/btc_usd_1d.csv"
     assert (metadata["first_day"], metadata["last_day"], metadata["rows"]) == (
         "2014-09-17",
         "2026-08-20",
