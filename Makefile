@@ -3,26 +3,28 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
-MODEL_PATH ?= models/btc_usd.pkl
+MODEL_DIR ?= models
 SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
 .PHONY: run train serve test lint format clean
 
-## run: train when no model exists (Alpaca, or the bundled snapshot when unreachable), then serve
-run: $(VENV)/.run-deps $(MODEL_PATH) serve
+TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR)
+SERVE := MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
 
-## train: (re)train now; SOURCE=alpaca|snapshot|auto
+## run: train when there is no model yet (Alpaca, or the bundled snapshot when unreachable), then serve
+run: $(VENV)/.run-deps
+	@ls $(MODEL_DIR)/*.json >/dev/null 2>&1 || $(TRAIN)
+	$(SERVE)
+
+## train: (re)train every asset now; SOURCE=alpaca|snapshot|auto
 train: $(VENV)/.run-deps
-	$(PY) train.py --source $(SOURCE) --output $(MODEL_PATH)
+	$(TRAIN)
 
-$(MODEL_PATH): | $(VENV)/.run-deps
-	$(PY) train.py --source $(SOURCE) --output $(MODEL_PATH)
-
-## serve: serve the existing model on http://$(HOST):$(PORT)
+## serve: serve the existing models on http://$(HOST):$(PORT)
 serve: $(VENV)/.run-deps
-	MODEL_PATH=$(MODEL_PATH) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
+	$(SERVE)
 
 ## test: lint, then the whole test suite
 test: $(VENV)/.dev-deps

@@ -1,11 +1,10 @@
-"""Crypto Predict API: Prophet forecasts of the daily BTC/USD close over HTTP.
+"""Crypto Predict API: Prophet forecasts of daily crypto closes over HTTP.
 
-``create_app(model_path)`` builds the Flask app; ``python api.py`` serves it with Waitress.
-At startup the model is checked against its metadata (see README, "Model artifact") and
-every answer of the served date range is computed once, so a request is a lookup.
+``create_app(model_dir)`` builds the Flask app around every model in a folder; ``python
+api.py`` serves it with Waitress. At startup each model is checked against its metadata
+(see README, "Model artifact") and every answer of its served date range is computed once,
+so a request is a lookup.
 """
-
-from __future__ import annotations
 
 import hashlib
 import json
@@ -15,31 +14,54 @@ import pickle
 import re
 import signal
 import sys
+import time
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from flask import Response, redirect, request
+from flask import Response, g, redirect, request
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI, Tag
 from flask_openapi3_swagger.plugins import RegisterPlugin as SwaggerPlugin
-from pydantic import BaseModel, Field
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import http_date
 
 log = logging.getLogger("api")
 
-DEFAULT_MODEL_PATH = "models/btc_usd.pkl"
+DEFAULT_MODEL_DIR = "models"
 # Prophet draws its intervals at random; a fixed seed makes every start give the same answers.
 FORECAST_SEED = 0
 DAY_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only
+MAX_RANGE_DAYS = 1500  # days in one range request: about four years of daily points
 ECHO_LIMIT = 40  # characters of a bad value quoted back in an error message
+JSON = "application/json"
+CSV = "text/csv"
+FORECAST_CSV_HEADER = b"date,prediction,prediction_low,prediction_high\n"
+HISTORY_CSV_HEADER = b"date,close\n"
 
 
 class ModelError(Exception):
-    """The model file or its metadata cannot be served; the message says which and why."""
+    """A model file or its metadata cannot be served; the message says which and why."""
+
+
+class BadRequest(ValueError):
+    """A client error (400); the message tells the client what is accepted."""
+
+
+class UnknownAsset(LookupError):
+    """A path names no served asset (404)."""
 
 
 # ---------------------------------------------------------------- model loading
@@ -47,12 +69,16 @@ class ModelError(Exception):
 
 @dataclass(frozen=True)
 class ServedModel:
-    """A checked model: its metadata and the precomputed answer for every servable day."""
+    """One checked model: its metadata and every answer it gives, precomputed."""
 
+    key: str  # "btc": the asset's name in URLs
     metadata: dict
-    first_day: date
+    first_day: date  # first and last day with a forecast
     last_day: date
-    answers: dict[str, bytes]  # "YYYY-MM-DD" -> the JSON body of GET /bitcoin
+    answers: dict[str, bytes]  # "YYYY-MM-DD" -> the JSON body of a one-day answer
+    csv_rows: dict[str, bytes]  # "YYYY-MM-DD" -> the same answer as a CSV line
+    closes: dict[str, bytes]  # "YYYY-MM-DD" -> {"date","close"} JSON of the training data
+    close_rows: dict[str, bytes]  # the same as CSV lines
 
 
 def metadata_path(model_path: Path) -> Path:
@@ -65,10 +91,11 @@ def read_metadata(model_path: Path) -> dict:
     path = metadata_path(model_path)
     try:
         metadata = json.loads(path.read_text())
-        metadata["serve"]["first_day"] = date.fromisoformat(metadata["serve"]["first_day"])
-        metadata["serve"]["last_day"] = date.fromisoformat(metadata["serve"]["last_day"])
-        if not isinstance(metadata["model_sha256"], str):
-            raise TypeError("model_sha256 is not a string")
+        for field in ("first_day", "last_day"):
+            date.fromisoformat(metadata["serve"][field])
+        for field in ("model_sha256", "trained_at", "symbol", "name"):
+            if not isinstance(metadata[field], str):
+                raise TypeError(f"{field} is not a string")
     except FileNotFoundError as error:
         raise ModelError(f"model metadata {path} not found (run train.py)") from error
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -78,6 +105,7 @@ def read_metadata(model_path: Path) -> dict:
 
 def load_model(model_path: Path, expected_sha256: str):
     """Unpickle the model, but only once its bytes match the sha256 its metadata names."""
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # plotly is not needed to serve
     from prophet import Prophet
 
     try:
@@ -111,55 +139,112 @@ def forecast_table(model, first_day: date, last_day: date) -> pd.DataFrame:
     return model.predict(grid)[["ds", "yhat", "yhat_lower", "yhat_upper"]]
 
 
-def answer_bodies(table: pd.DataFrame) -> dict[str, bytes]:
-    """The JSON body of every answer, keyed by ISO day, serialized once."""
-    answers = {}
+def forecast_answers(table: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Every day's answer as a JSON body and as a CSV line, keyed by ISO day, serialized once."""
+    answers, csv_rows = {}, {}
     for row in table.itertuples(index=False):
-        body = {
-            "date": http_date(row.ds.to_pydatetime().replace(tzinfo=UTC)),
-            "prediction": round(float(row.yhat), 2),
-            "prediction_low": round(float(row.yhat_lower), 2),
-            "prediction_high": round(float(row.yhat_upper), 2),
-        }
-        answers[row.ds.date().isoformat()] = compact_json(body)
-    return answers
+        day = row.ds.date().isoformat()
+        values = [round(float(v), 2) for v in (row.yhat, row.yhat_lower, row.yhat_upper)]
+        answers[day] = compact_json(
+            {
+                "date": http_date(row.ds.to_pydatetime().replace(tzinfo=UTC)),
+                "prediction": values[0],
+                "prediction_low": values[1],
+                "prediction_high": values[2],
+            }
+        )
+        csv_rows[day] = ",".join([day, *map(str, values)]).encode() + b"\n"
+    return answers, csv_rows
+
+
+def close_answers(history: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The training data's daily closes as JSON objects and CSV lines, keyed by ISO day."""
+    closes, rows = {}, {}
+    for ds, y in zip(history.ds, history.y, strict=True):
+        day, close = ds.date().isoformat(), round(float(y), 2)
+        closes[day] = compact_json({"date": day, "close": close})
+        rows[day] = f"{day},{close}\n".encode()
+    return closes, rows
 
 
 def serve_model(model_path: Path) -> ServedModel:
-    """Check and load the model, then precompute all its answers."""
+    """Check and load one model, then precompute all its answers."""
     metadata = read_metadata(model_path)
     model = load_model(model_path, metadata["model_sha256"])
-    first_day, last_day = metadata["serve"]["first_day"], metadata["serve"]["last_day"]
+    first_day = date.fromisoformat(metadata["serve"]["first_day"])
+    last_day = date.fromisoformat(metadata["serve"]["last_day"])
     if first_day > last_day:
         raise ModelError(f"model metadata serves an empty range {first_day} to {last_day}")
-    answers = answer_bodies(forecast_table(model, first_day, last_day))
-    return ServedModel(metadata, first_day, last_day, answers)
+    answers, csv_rows = forecast_answers(forecast_table(model, first_day, last_day))
+    closes, close_rows = close_answers(model.history)
+    return ServedModel(model_path.stem, metadata, first_day, last_day, answers, csv_rows, closes, close_rows)
+
+
+def serve_models(model_dir: Path) -> dict[str, ServedModel]:
+    """Every model in the folder, keyed by asset: each <asset>.json names its <asset>.pkl."""
+    paths = sorted(path.with_suffix(".pkl") for path in model_dir.glob("*.json"))
+    if not paths:
+        raise ModelError(f"no model metadata (*.json) in {model_dir}: run train.py first")
+    return {path.stem: serve_model(path) for path in paths}
 
 
 # ---------------------------------------------------------------- request parsing
 
 
-class BadRequest(ValueError):
-    """A client error; the message tells the client what is accepted."""
-
-
-def requested_day(args, served: ServedModel) -> str:
-    """The single valid, servable day in the query string, as the ISO key of its answer."""
-    values = args.getlist("date")
-    if not values:
-        raise BadRequest("missing query parameter 'date': give one day as YYYY-MM-DD, e.g. ?date=2024-06-01")
+def one_value(args, name: str) -> str | None:
+    """The single value of query parameter `name`, or None when absent."""
+    values = args.getlist(name)
     if len(values) > 1:
-        raise BadRequest(f"give 'date' once; got it {len(values)} times")
-    text = values[0]
-    if text in served.answers:
-        return text
+        raise BadRequest(f"give '{name}' once; got it {len(values)} times")
+    return values[0] if values else None
+
+
+def servable_day(text: str, name: str, first: date, last: date, what: str = "forecast") -> date:
+    """The day `text` names, if it is a well-formed calendar day between first and last."""
     if not DAY_PATTERN.fullmatch(text):
-        raise BadRequest(f"'date' must be a day as YYYY-MM-DD, e.g. 2024-06-01; got {_quote(text)}")
+        raise BadRequest(f"'{name}' must be a day as YYYY-MM-DD, e.g. 2024-06-01; got {_quote(text)}")
     try:
         day = date.fromisoformat(text)
     except ValueError as error:
         raise BadRequest(f"{text} is not a calendar day ({error})") from error
-    raise BadRequest(f"no forecast for {day}: this model serves {served.first_day} to {served.last_day}")
+    if not first <= day <= last:
+        raise BadRequest(f"no {what} for {day}: this model serves {first} to {last}")
+    return day
+
+
+def requested_day(args, served: ServedModel) -> str:
+    """The single valid, servable `date` in the query string, as the ISO key of its answer."""
+    text = one_value(args, "date")
+    if text is None:
+        raise BadRequest("missing query parameter 'date': give one day as YYYY-MM-DD, e.g. ?date=2024-06-01")
+    if text in served.answers:  # the common case, decided by one lookup
+        return text
+    return servable_day(text, "date", served.first_day, served.last_day).isoformat()
+
+
+def requested_range(args, first: date, last: date, what: str = "forecast") -> list[str]:
+    """The ISO days from `start` to `end` (inclusive), both required, at most MAX_RANGE_DAYS."""
+    if "date" in args:
+        raise BadRequest("give either 'date', or 'start' and 'end', not both")
+    start_text, end_text = one_value(args, "start"), one_value(args, "end")
+    if start_text is None or end_text is None:
+        raise BadRequest(
+            "a range needs both 'start' and 'end' as YYYY-MM-DD, e.g. ?start=2024-06-01&end=2024-06-30"
+        )
+    start = servable_day(start_text, "start", first, last, what)
+    end = servable_day(end_text, "end", first, last, what)
+    if start > end:
+        raise BadRequest(f"'start' ({start}) is after 'end' ({end})")
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise BadRequest(
+            f"at most {MAX_RANGE_DAYS} days per request; {start} to {end} is {(end - start).days + 1}"
+        )
+    return [day.date().isoformat() for day in pd.date_range(start, end, freq="D")]
+
+
+def wants_csv() -> bool:
+    """True when the client prefers CSV to JSON (Accept: text/csv)."""
+    return request.accept_mimetypes.best_match([JSON, CSV], default=JSON) == CSV
 
 
 def _quote(text: str) -> str:
@@ -167,13 +252,75 @@ def _quote(text: str) -> str:
     return repr(text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT] + "...")
 
 
+# ---------------------------------------------------------------- responses
+
+
+def compact_json(value) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def error_response(status: int, message: str) -> Response:
+    return Response(compact_json({"error": message}), status=status, mimetype=JSON)
+
+
+def range_response(served: ServedModel, days: list[str], items: str, json_rows: dict, csv_rows: dict, header):
+    """A list of daily items as JSON (an object with metadata) or CSV, from precomputed pieces."""
+    if wants_csv():
+        return Response(header + b"".join(csv_rows[day] for day in days if day in csv_rows), mimetype=CSV)
+    # Splice the precomputed items into the envelope instead of re-serializing them.
+    prefix = compact_json(
+        {"asset": served.key, "symbol": served.metadata["symbol"], "start": days[0], "end": days[-1]}
+    )
+    body = (
+        prefix[:-1]
+        + f',"{items}":['.encode()
+        + b",".join(json_rows[d] for d in days if d in json_rows)
+        + b"]}"
+    )
+    return Response(body, mimetype=JSON)
+
+
+def model_card(served: ServedModel) -> dict:
+    """What a user needs to judge a model: provenance, span, versions, servable range, backtest."""
+    keys = ("name", "symbol", "trained_at", "source", "origin", "first_day", "last_day", "rows", "versions")
+    card = {"asset": served.key, **{key: served.metadata.get(key) for key in keys}}
+    card["model_sha256"] = served.metadata["model_sha256"]
+    card["serves"] = {"first_day": served.first_day.isoformat(), "last_day": served.last_day.isoformat()}
+    card["backtest"] = served.metadata.get("backtest")
+    return card
+
+
 # ---------------------------------------------------------------- OpenAPI models
 
 
-class DayQuery(BaseModel):
-    date: str = Field(
-        description="The UTC day to forecast, YYYY-MM-DD, within the range that /health reports.",
+def optional_day(description: str, example: str) -> Any:
+    """A documented optional day parameter: a plain date string, without pydantic's null default."""
+
+    def shape(schema: dict) -> None:
+        schema.pop("default", None)
+        schema.update(format="date", example=example)
+
+    return Field(None, description=description, json_schema_extra=shape)
+
+
+class ForecastQuery(BaseModel):
+    # Documentation only: the view parses the query itself (see parses_own_query).
+    date: str = optional_day(
+        "One UTC day to forecast, YYYY-MM-DD, within the model's servable range (see /models).", "2024-06-01"
+    )
+    start: str = optional_day(
+        f"First day of a range (with 'end'; at most {MAX_RANGE_DAYS} days), YYYY-MM-DD.", "2024-06-01"
+    )
+    end: str = optional_day("Last day of a range (with 'start'), YYYY-MM-DD.", "2024-06-30")
+
+
+class HistoryQuery(BaseModel):
+    start: str = Field(
+        description=f"First day (at most {MAX_RANGE_DAYS} days with 'end'), YYYY-MM-DD.",
         json_schema_extra={"format": "date", "example": "2024-06-01"},
+    )
+    end: str = Field(
+        description="Last day, YYYY-MM-DD.", json_schema_extra={"format": "date", "example": "2024-06-30"}
     )
 
 
@@ -189,6 +336,42 @@ class Forecast(BaseModel):
     prediction_high: float = Field(description="Upper bound of the 80% interval, USD.")
 
 
+class ForecastRange(BaseModel):
+    """Daily forecasts from start to end."""
+
+    asset: str
+    symbol: str
+    start: str = Field(description="First day, YYYY-MM-DD.")
+    end: str = Field(description="Last day, YYYY-MM-DD.")
+    forecasts: list[Forecast]
+
+
+CSV_CONTENT = {CSV: {"schema": {"type": "string"}}}
+
+
+class ForecastAnswer(RootModel[Forecast | ForecastRange]):
+    """One day (with 'date') or a range (with 'start' and 'end'); CSV on Accept: text/csv."""
+
+    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT})
+
+
+class Close(BaseModel):
+    date: str = Field(description="The day, YYYY-MM-DD.")
+    close: float = Field(description="Actual close in USD, from the model's training data.")
+
+
+class History(BaseModel):
+    """Actual daily closes the model was trained on; CSV on Accept: text/csv."""
+
+    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT})
+
+    asset: str
+    symbol: str
+    start: str
+    end: str
+    closes: list[Close]
+
+
 class ErrorBody(BaseModel):
     """What was wrong with the request and what is accepted."""
 
@@ -196,90 +379,198 @@ class ErrorBody(BaseModel):
 
 
 class ServedRange(BaseModel):
-    first_day: str = Field(description="First day /bitcoin answers, YYYY-MM-DD.")
-    last_day: str = Field(description="Last day /bitcoin answers, YYYY-MM-DD.")
+    first_day: str = Field(description="First day with a forecast, YYYY-MM-DD.")
+    last_day: str = Field(description="Last day with a forecast, YYYY-MM-DD.")
+
+
+class ModelCard(BaseModel):
+    asset: str = Field(description="The asset's name in URLs.")
+    name: str
+    symbol: str = Field(description="Alpaca's symbol, e.g. BTC/USD.")
+    trained_at: str = Field(description="When the model was trained (UTC, ISO 8601).")
+    source: str = Field(description="'alpaca' (live data) or 'snapshot' (the bundled offline data).")
+    origin: str = Field(description="The API URL or file the data came from.")
+    first_day: str = Field(description="First day of the training data.")
+    last_day: str = Field(description="Last day of the training data.")
+    rows: int = Field(description="Days of training data.")
+    versions: dict[str, str] = Field(description="Library versions used for training.")
+    model_sha256: str
+    serves: ServedRange
+    backtest: dict[str, Any] | None = Field(description="Backtest summary, when training ran one.")
+
+
+class ModelCards(RootModel[dict[str, ModelCard]]):
+    """Every served model's card, keyed by asset."""
+
+
+class AssetHealth(BaseModel):
+    trained_at: str
+    data_last_day: str
+    serves: ServedRange
 
 
 class Health(BaseModel):
-    status: str = Field(description="'ok' once the model is loaded and its answers are ready.")
-    trained_at: str = Field(description="When the model was trained (UTC, ISO 8601).")
-    data_last_day: str = Field(description="Newest day of the training data, YYYY-MM-DD.")
-    serves: ServedRange
+    status: Literal["ok"] = Field(description="'ok' once every model is loaded and its answers are ready.")
+    models: dict[str, AssetHealth]
 
 
 # ---------------------------------------------------------------- app
 
 
-def create_app(model_path: str | Path | None = None) -> OpenAPI:
-    """Build the app around one model file; raises ModelError when it cannot be served."""
-    model_path = Path(model_path or os.environ.get("MODEL_PATH", DEFAULT_MODEL_PATH))
-    served = serve_model(model_path)
+def create_app(model_dir: str | Path | None = None) -> OpenAPI:
+    """Build the app around every model in `model_dir`; raises ModelError if one cannot be served."""
+    model_dir = Path(model_dir or os.environ.get("MODEL_DIR", DEFAULT_MODEL_DIR))
+    models = serve_models(model_dir)
     app = OpenAPI(
         __name__,
         info=Info(
             title="Crypto Predict API",
             version="1.0.0",
-            description="Forecasts of the daily BTC/USD close from a Prophet model.",
+            description="Forecasts of daily crypto closes ("
+            + ", ".join(m.metadata["symbol"] for m in models.values())
+            + ") from Prophet models retrained on fresh data.",
         ),
         doc_ui=False,  # Swagger UI is mounted at /docs below, reading /openapi.json
         security_schemes={},  # public API; flask-openapi3 would otherwise emit an invalid null
     )
     # Public, read-only data: any origin may call it, and "*" keeps responses cacheable (no Vary).
     CORS(app, send_wildcard=True)
-    app.extensions["served_model"] = served
+    app.extensions["served_models"] = models
+    register_metrics(app, models)
     register_docs(app)
-    register_routes(app, served)
+    register_forecast_routes(app, models)
+    register_service_routes(app, models)
     register_error_handlers(app)
-    log.info(
-        "model %s ready: %d answers, %s to %s",
-        model_path,
-        len(served.answers),
-        served.first_day,
-        served.last_day,
-    )
+    for served in models.values():
+        log.info(
+            "%s model ready: %d answers, %s to %s",
+            served.key,
+            len(served.answers),
+            served.first_day,
+            served.last_day,
+        )
     return app
 
 
-def register_routes(app: OpenAPI, served: ServedModel) -> None:
-    forecasts = Tag(name="forecasts", description="Forecast BTC/USD prices")
+def asset_path_model(models: dict[str, ServedModel]) -> type[BaseModel]:
+    """The documented `asset` path parameter: one of the served assets."""
+    return create_model(
+        "AssetPath",
+        asset=(Literal[tuple(models)], Field(description="The asset: " + ", ".join(models) + ".")),
+    )
+
+
+def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> None:
+    forecasts = Tag(name="forecasts", description="Forecasts and the data behind them")
+    answer_docs = {200: ForecastAnswer, 400: ErrorBody, 404: ErrorBody}
+    AssetPath = asset_path_model(models)  # a class, so named like one
+
+    def find(asset: str) -> ServedModel:
+        served = models.get(asset)
+        if served is None:
+            raise UnknownAsset(asset)
+        return served
+
+    def forecast_for(served: ServedModel) -> Response:
+        args = request.args
+        if "start" in args or "end" in args:
+            days = requested_range(args, served.first_day, served.last_day)
+            return range_response(
+                served, days, "forecasts", served.answers, served.csv_rows, FORECAST_CSV_HEADER
+            )
+        day = requested_day(args, served)
+        if wants_csv():
+            return Response(FORECAST_CSV_HEADER + served.csv_rows[day], mimetype=CSV)
+        return Response(served.answers[day], mimetype=JSON)
+
+    @app.get(
+        "/forecast/<asset>", tags=[forecasts], summary="Forecast one day or a range", responses=answer_docs
+    )
+    @parses_own_query
+    def forecast(asset: str, path: AssetPath = None, query: ForecastQuery = None):
+        """The forecast close and its 80% interval for one day (`date`) or a range (`start`, `end`)."""
+        return forecast_for(find(asset))
+
+    if "btc" in models:
+        btc = models["btc"]
+
+        @app.get(
+            "/bitcoin",
+            tags=[forecasts],
+            summary="Forecast BTC/USD (alias of /forecast/btc)",
+            responses=answer_docs,
+        )
+        @parses_own_query
+        def bitcoin(query: ForecastQuery = None):
+            """Exactly /forecast/btc: the forecast close of BTC/USD for a UTC day, or a range."""
+            return forecast_for(btc)
+
+    @app.get(
+        "/history/<asset>",
+        tags=[forecasts],
+        summary="Actual daily closes",
+        responses=answer_docs | {200: History},
+    )
+    @parses_own_query
+    def history(asset: str, path: AssetPath = None, query: HistoryQuery = None):
+        """The daily closes the model was trained on, from `start` to `end`."""
+        served = find(asset)
+        first, last = (
+            date.fromisoformat(served.metadata["first_day"]),
+            date.fromisoformat(served.metadata["last_day"]),
+        )
+        days = requested_range(request.args, first, last, what="data")
+        return range_response(served, days, "closes", served.closes, served.close_rows, HISTORY_CSV_HEADER)
+
+    @app.get("/models", tags=[forecasts], summary="Model cards", responses={200: ModelCards})
+    def model_cards():
+        """Every model's card: training time, data source and span, versions, servable range, backtest."""
+        return {key: model_card(served) for key, served in models.items()}
+
+    @app.get(
+        "/models/<asset>",
+        tags=[forecasts],
+        summary="One model card",
+        responses={200: ModelCard, 404: ErrorBody},
+    )
+    @parses_own_query
+    def one_model_card(asset: str, path: AssetPath = None):
+        """The card of one asset's model."""
+        return model_card(find(asset))
+
+
+def register_service_routes(app: OpenAPI, models: dict[str, ServedModel]) -> None:
     service = Tag(name="service", description="Service status and documentation")
     health_body = compact_json(
         {
             "status": "ok",
-            "trained_at": served.metadata["trained_at"],
-            "data_last_day": served.metadata["last_day"],
-            "serves": {"first_day": served.first_day.isoformat(), "last_day": served.last_day.isoformat()},
+            "models": {
+                key: {
+                    "trained_at": served.metadata["trained_at"],
+                    "data_last_day": served.metadata["last_day"],
+                    "serves": {
+                        "first_day": served.first_day.isoformat(),
+                        "last_day": served.last_day.isoformat(),
+                    },
+                }
+                for key, served in models.items()
+            },
         }
     )
 
-    @app.get(
-        "/bitcoin",
-        tags=[forecasts],
-        summary="Forecast the BTC/USD close for one day",
-        responses={200: Forecast, 400: ErrorBody},
-    )
-    @parses_own_query
-    def bitcoin(query: DayQuery = None):
-        """The forecast close and its 80% interval for the given UTC day."""
-        try:
-            day = requested_day(request.args, served)
-        except BadRequest as error:
-            return error_response(400, str(error))
-        return Response(served.answers[day], mimetype="application/json")
-
     @app.get("/health", tags=[service], summary="Readiness", responses={200: Health})
     def health():
-        """Answers 200 once the model is loaded and every answer is precomputed."""
-        return Response(health_body, mimetype="application/json")
+        """Answers 200 once every model is loaded and its answers are precomputed."""
+        return Response(health_body, mimetype=JSON)
 
-    @app.get("/", tags=[service], summary="Start page", responses={302: None})
+    @app.get("/", tags=[service], summary="Start page", responses={302: {"description": "Redirect to /docs"}})
     def index():
         """Redirects to the interactive documentation."""
         return redirect("/docs", code=302)
 
 
 def parses_own_query(view):
-    """Let flask-openapi3 document the view's query model while the view parses the query itself.
+    """Let flask-openapi3 document the view's query and path models while the view parses them.
 
     Its own validation reads only the first of repeated parameters, answers 422 in another
     shape, and rebuilds a JSON schema on every request: too loose and too slow for /bitcoin.
@@ -290,11 +581,12 @@ def parses_own_query(view):
 
 def register_docs(app: OpenAPI) -> None:
     """Serve the OpenAPI document at /openapi.json and the bundled Swagger UI at /docs."""
+    service = Tag(name="service")
     app.register_blueprint(SwaggerPlugin.register(doc_url="/openapi.json"), url_prefix="/docs")
 
     @app.get(
         "/openapi.json",
-        tags=[Tag(name="service")],
+        tags=[service],
         summary="OpenAPI document",
         responses={200: {"description": "This document (OpenAPI 3.1, JSON)"}},
     )
@@ -304,7 +596,7 @@ def register_docs(app: OpenAPI) -> None:
 
     @app.get(
         "/docs",
-        tags=[Tag(name="service")],
+        tags=[service],
         summary="Swagger UI",
         responses={302: {"description": "Redirect to Swagger UI"}},
     )
@@ -322,20 +614,66 @@ def documented_spec(app: OpenAPI) -> dict:
     return spec
 
 
-def compact_json(value) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> None:
+    """Prometheus metrics at /metrics: requests and latency by route and status, model age."""
+    registry = CollectorRegistry()
+    requests_total = Counter(
+        "http_requests_total", "HTTP requests answered", ["route", "method", "status"], registry=registry
+    )
+    latency = Histogram(
+        "http_request_duration_seconds",
+        "Time spent answering, by route",
+        ["route", "method"],
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        registry=registry,
+    )
+    model_age = Gauge(
+        "model_age_seconds", "Seconds since the model was trained", ["asset"], registry=registry
+    )
+    for key, served in models.items():
+        trained = datetime.fromisoformat(served.metadata["trained_at"].replace("Z", "+00:00")).timestamp()
+        model_age.labels(asset=key).set_function(lambda trained=trained: time.time() - trained)
 
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
 
-def error_response(status: int, message: str) -> Response:
-    return Response(compact_json({"error": message}), status=status, mimetype="application/json")
+    @app.after_request
+    def count(response: Response) -> Response:
+        # The route's rule, not the raw path: unknown paths must not create new series.
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        requests_total.labels(route, request.method, response.status_code).inc()
+        latency.labels(route, request.method).observe(
+            time.perf_counter() - g.get("started", time.perf_counter())
+        )
+        return response
+
+    @app.get(
+        "/metrics",
+        tags=[Tag(name="service")],
+        summary="Prometheus metrics",
+        responses={200: {"description": "Prometheus text exposition format"}},
+    )
+    def metrics():
+        """Request counts and latency histograms by route and status, and each model's age."""
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 def register_error_handlers(app: OpenAPI) -> None:
+    @app.errorhandler(BadRequest)
+    def bad_request(error: BadRequest):
+        return error_response(400, str(error))
+
+    @app.errorhandler(UnknownAsset)
+    def unknown_asset(error: UnknownAsset):
+        known = ", ".join(app.extensions["served_models"])
+        return error_response(404, f"unknown asset {_quote(str(error))}; known assets: {known}")
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         response = error.get_response()  # keeps headers such as Allow on 405
         response.set_data(compact_json({"error": f"{error.code} {error.name}: {error.description}"}))
-        response.mimetype = "application/json"
+        response.mimetype = JSON
         return response
 
     @app.errorhandler(Exception)
@@ -349,7 +687,6 @@ def register_error_handlers(app: OpenAPI) -> None:
 
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # plotly is not needed to serve
 
 
 def main() -> int:

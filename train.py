@@ -1,8 +1,9 @@
-"""Train the BTC/USD price model: daily bars -> validated frame -> Prophet -> model.pkl + model.json.
+"""Train one price model per asset: daily bars -> validated frame -> Prophet -> <asset>.pkl + .json.
 
-The model file is a pickled ``prophet.Prophet``. Beside it, ``<model>.json`` holds the
-metadata the API relies on (see README, "Model artifact"): the pickle's sha256 and the
-date range to serve. A failed run exits non-zero with one line and writes nothing.
+The assets come from assets.toml. Each model file is a pickled ``prophet.Prophet``; beside it,
+``<asset>.json`` holds the metadata the API relies on (see README, "Model artifact"): the
+pickle's sha256 and the date range to serve. An asset whose run fails gets one error line and
+keeps its previous files untouched; the run then exits non-zero.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import platform
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import version
@@ -28,9 +30,8 @@ import pandas as pd
 log = logging.getLogger("train")
 
 HERE = Path(__file__).resolve().parent
-SYMBOL = "BTC/USD"
-DEFAULT_MODEL_PATH = "models/btc_usd.pkl"
-DEFAULT_SNAPSHOT = HERE / "data" / "btc_usd_1d.csv"
+ASSETS_FILE = HERE / "assets.toml"
+DEFAULT_MODEL_DIR = "models"
 DEFAULT_START = "2015-01-01"
 DEFAULT_HORIZON_DAYS = 365
 DEFAULT_MIN_ROWS = 365
@@ -51,6 +52,26 @@ class TrainingError(Exception):
 
 class FetchError(TrainingError):
     """Alpaca could not be reached or answered with something unusable."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One entry of assets.toml."""
+
+    key: str  # URL and file name: btc
+    name: str  # Bitcoin
+    symbol: str  # Alpaca symbol: BTC/USD
+    snapshot: Path  # bundled CSV for offline training
+
+
+def load_assets(path: Path = ASSETS_FILE) -> dict[str, Asset]:
+    """The configured assets, keyed by their URL name."""
+    with path.open("rb") as handle:
+        tables = tomllib.load(handle)
+    return {
+        key: Asset(key, table["name"], table["symbol"], HERE / table["snapshot"])
+        for key, table in tables.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -122,28 +143,28 @@ def _page_guard():
     return check
 
 
-def fetch_bars(client, start: date, now: datetime) -> Bars:
-    """Download daily BTC/USD bars from `start` to `now` with alpaca-py."""
+def fetch_bars(client, symbol: str, start: date, now: datetime) -> Bars:
+    """Download the daily bars of `symbol` from `start` to `now` with alpaca-py."""
     from alpaca.data.requests import CryptoBarsRequest
     from alpaca.data.timeframe import TimeFrame
 
     request = CryptoBarsRequest(
-        symbol_or_symbols=SYMBOL,
+        symbol_or_symbols=symbol,
         timeframe=TimeFrame.Day,
         start=datetime.combine(start, datetime.min.time(), tzinfo=UTC),
         end=now,
     )
     url = client._base_url
-    log.info("fetching daily %s bars from %s since %s", SYMBOL, url, start)
+    log.info("fetching daily %s bars from %s since %s", symbol, url, start)
     try:
         bar_set = client.get_crypto_bars(request)
     except FetchError:
         raise
     except Exception as error:  # the SDK raises requests, pydantic and its own errors alike
         raise FetchError(f"could not fetch bars from {url}: {_short(error)}") from error
-    bars = bar_set.data.get(SYMBOL, [])
+    bars = bar_set.data.get(symbol, [])
     if not bars:
-        raise FetchError(f"Alpaca returned no {SYMBOL} bars since {start} ({url})")
+        raise FetchError(f"Alpaca returned no {symbol} bars since {start} ({url})")
     frame = pd.DataFrame(
         {
             "timestamp": [bar.timestamp for bar in bars],
@@ -248,13 +269,15 @@ def fit_model(frame: pd.DataFrame):
 
 
 def build_metadata(
-    frame: pd.DataFrame, bars: Bars, model_bytes: bytes, horizon_days: int, now: datetime
+    asset: Asset, frame: pd.DataFrame, bars: Bars, model_bytes: bytes, horizon_days: int, now: datetime
 ) -> dict:
     """The model card the API checks and shows: provenance, versions, sha256, served range."""
     first_day, last_day = frame.ds.iloc[0].date(), frame.ds.iloc[-1].date()
     return {
         "format": METADATA_FORMAT,
-        "symbol": SYMBOL,
+        "asset": asset.key,
+        "name": asset.name,
+        "symbol": asset.symbol,
         "trained_at": now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "source": bars.source,
         "origin": bars.origin,
@@ -304,18 +327,25 @@ def _stage(final: Path, content: bytes) -> Path:
 # ---------------------------------------------------------------- command line
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Fetch daily BTC/USD bars, fit Prophet and write the model and its metadata.",
+        description="Fetch daily bars of each asset in assets.toml, fit Prophet, and write "
+        "<model-dir>/<asset>.pkl with its metadata <asset>.json.",
         epilog="Environment: ALPACA_DATA_URL (default Alpaca's), ALPACA_API_KEY and ALPACA_SECRET_KEY "
-        "(optional, raise the rate limit), MODEL_PATH (default output).",
+        "(optional, raise the rate limit), MODEL_DIR (default --model-dir).",
     )
     parser.add_argument(
         "--source",
         choices=["alpaca", "snapshot", "auto"],
         default="alpaca",
-        help="alpaca: live data (default); snapshot: the bundled CSV; "
+        help="alpaca: live data (default); snapshot: the bundled CSVs; "
         "auto: Alpaca, or the snapshot when Alpaca cannot be reached",
+    )
+    parser.add_argument(
+        "--asset",
+        action="append",
+        choices=sorted(assets),
+        help="train only this asset (repeatable; default: all of assets.toml)",
     )
     parser.add_argument(
         "--start",
@@ -324,14 +354,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"first day to fetch from Alpaca (default {DEFAULT_START})",
     )
     parser.add_argument(
-        "--snapshot", type=Path, default=DEFAULT_SNAPSHOT, help="CSV used by --source snapshot"
-    )
-    parser.add_argument(
-        "--output",
+        "--model-dir",
         type=Path,
-        default=Path(os.environ.get("MODEL_PATH", DEFAULT_MODEL_PATH)),
-        help="model file to write; metadata goes beside it as .json "
-        f"(default $MODEL_PATH or {DEFAULT_MODEL_PATH})",
+        default=Path(os.environ.get("MODEL_DIR", DEFAULT_MODEL_DIR)),
+        help=f"folder for the model files (default $MODEL_DIR or {DEFAULT_MODEL_DIR})",
     )
     parser.add_argument(
         "--horizon-days",
@@ -362,41 +388,44 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def load_bars(args: argparse.Namespace, now: datetime) -> Bars:
+def load_bars(asset: Asset, args: argparse.Namespace, now: datetime) -> Bars:
     """Bars from the chosen source; `auto` falls back to the snapshot, loudly, when Alpaca fails."""
     if args.source == "snapshot":
-        return load_snapshot(args.snapshot)
+        return load_snapshot(asset.snapshot)
     client = alpaca_client(
         os.environ.get("ALPACA_DATA_URL"),
         os.environ.get("ALPACA_API_KEY"),
         os.environ.get("ALPACA_SECRET_KEY"),
     )
     try:
-        return fetch_bars(client, args.start, now)
+        return fetch_bars(client, asset.symbol, args.start, now)
     except FetchError as error:
         if args.source != "auto":
             raise
         log.warning("!" * 72)
         log.warning("ALPACA UNAVAILABLE (%s)", error)
-        log.warning("TRAINING ON THE BUNDLED SNAPSHOT %s INSTEAD: ITS DATA IS NOT LIVE", args.snapshot)
+        log.warning(
+            "TRAINING %s ON THE BUNDLED SNAPSHOT %s: ITS DATA IS NOT LIVE", asset.symbol, asset.snapshot
+        )
         log.warning("!" * 72)
-        return load_snapshot(args.snapshot)
+        return load_snapshot(asset.snapshot)
 
 
-def train(args: argparse.Namespace, now: datetime) -> dict:
-    """The whole run; returns the metadata written."""
-    bars = load_bars(args, now)
+def train_asset(asset: Asset, args: argparse.Namespace, now: datetime) -> dict:
+    """Train one asset and write its model and metadata; returns the metadata."""
+    bars = load_bars(asset, args, now)
     closed = drop_open_day(bars.frame, now)
     stale_limit = args.max_stale_days if bars.source == "alpaca" else None
     frame = validate_bars(closed, min_rows=args.min_rows, max_stale_days=stale_limit, now=now)
     model = fit_model(frame)
     model_bytes = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    metadata = build_metadata(frame, bars, model_bytes, args.horizon_days, now)
-    write_artifacts(args.output, model_bytes, metadata)
+    metadata = build_metadata(asset, frame, bars, model_bytes, args.horizon_days, now)
+    model_path = args.model_dir / f"{asset.key}.pkl"
+    write_artifacts(model_path, model_bytes, metadata)
     log.info(
         "wrote %s and %s (serves %s to %s)",
-        args.output,
-        metadata_path(args.output).name,
+        model_path,
+        metadata_path(model_path).name,
         metadata["serve"]["first_day"],
         metadata["serve"]["last_day"],
     )
@@ -417,14 +446,18 @@ def configure_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    assets = load_assets()
+    args = parse_args(argv, assets)
     configure_logging()
-    try:
-        train(args, datetime.now(UTC))
-    except TrainingError as error:
-        log.error("training failed: %s", error)
-        return 1
-    return 0
+    now = datetime.now(UTC)
+    failed = []
+    for key in args.asset or list(assets):
+        try:
+            train_asset(assets[key], args, now)
+        except TrainingError as error:
+            log.error("training %s failed: %s", key, error)
+            failed.append(key)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

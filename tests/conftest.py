@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import api
-from tests.fake_alpaca import FakeAlpaca, redated_bars, start_fake_alpaca
+from tests.fake_alpaca import FakeAlpaca, all_redated_bars, start_fake_alpaca
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,26 +37,23 @@ def run_train(*args: str, env: dict | None = None, timeout: float = 300) -> subp
 
 
 @pytest.fixture(scope="session")
-def model_path(tmp_path_factory) -> Path:
-    """A model trained by train.py on the bundled snapshot (shared, read-only for tests)."""
-    path = tmp_path_factory.mktemp("model") / "btc_usd.pkl"
-    result = run_train("--source", "snapshot", "--output", str(path))
+def model_dir(tmp_path_factory) -> Path:
+    """Every asset's model, trained by train.py on the bundled snapshot (shared: do not modify)."""
+    path = tmp_path_factory.mktemp("models")
+    result = run_train("--source", "snapshot", "--model-dir", str(path))
     assert result.returncode == 0, result.stderr
     return path
 
 
 @pytest.fixture
-def model_copy(model_path, tmp_path) -> Path:
-    """A private copy of the trained model and its metadata, for tests that damage them."""
-    copy = tmp_path / model_path.name
-    shutil.copy(model_path, copy)
-    shutil.copy(api.metadata_path(model_path), api.metadata_path(copy))
-    return copy
+def model_dir_copy(model_dir, tmp_path) -> Path:
+    """A private copy of the trained models and their metadata, for tests that damage them."""
+    return Path(shutil.copytree(model_dir, tmp_path / "models"))
 
 
 @pytest.fixture(scope="session")
-def app(model_path):
-    return api.create_app(model_path)
+def app(model_dir):
+    return api.create_app(model_dir)
 
 
 @pytest.fixture
@@ -66,7 +63,8 @@ def client(app):
 
 @pytest.fixture(scope="session")
 def served(app) -> api.ServedModel:
-    return app.extensions["served_model"]
+    """The BTC model as the app serves it."""
+    return app.extensions["served_models"]["btc"]
 
 
 @dataclass
@@ -76,9 +74,9 @@ class LiveServer:
     log: list[str]
 
 
-def start_api(model_path: Path, extra_env: dict | None = None) -> LiveServer:
+def start_api(model_dir: Path, extra_env: dict | None = None) -> LiveServer:
     """Start `python api.py` on a free loopback port; return once Waitress says it is listening."""
-    env = {**os.environ, "MODEL_PATH": str(model_path), "HOST": "127.0.0.1", "PORT": "0", **(extra_env or {})}
+    env = {**os.environ, "MODEL_DIR": str(model_dir), "HOST": "127.0.0.1", "PORT": "0", **(extra_env or {})}
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "api.py")],
         env=env,
@@ -120,16 +118,16 @@ def stop_process(process: subprocess.Popen) -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server(model_path):
-    server = start_api(model_path)
+def live_server(model_dir):
+    server = start_api(model_dir)
     yield server
     stop_process(server.process)
 
 
 @pytest.fixture
 def fake_alpaca():
-    """A fake Alpaca data server on a free loopback port, serving the re-dated snapshot."""
-    state = FakeAlpaca(redated_bars())
+    """A fake Alpaca data server on a free loopback port, serving the re-dated snapshots."""
+    state = FakeAlpaca(all_redated_bars())
     server = start_fake_alpaca(state)
     yield server
     server.shutdown()

@@ -17,11 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 
-SNAPSHOT = Path(__file__).resolve().parent.parent / "data" / "btc_usd_1d.csv"
+DATA = Path(__file__).resolve().parent.parent / "data"
+SNAPSHOTS = {"BTC/USD": DATA / "btc_usd_1d.csv", "ETH/USD": DATA / "eth_usd_1d.csv"}
 BARS_PATH = "/v1beta3/crypto/us/bars"
 
 
-def redated_bars(snapshot: Path = SNAPSHOT, now: datetime | None = None) -> list[dict]:
+def redated_bars(snapshot: Path, now: datetime | None = None) -> list[dict]:
     """The snapshot as Alpaca bars, shifted so the last closed day is yesterday, plus an open today."""
     frame = pd.read_csv(snapshot)
     today = (now or datetime.now(UTC)).date()
@@ -34,7 +35,7 @@ def redated_bars(snapshot: Path = SNAPSHOT, now: datetime | None = None) -> list
             "h": row.high,
             "l": row.low,
             "c": row.close,
-            "v": row.volume / row.close,  # the snapshot's volume is in USD; Alpaca's is in BTC
+            "v": row.volume / row.close,  # the snapshot's volume is in USD; Alpaca's in the coin
             "n": 0,  # the snapshot has no trade counts
             "vw": round((row.high + row.low + row.close) / 3, 6),
         }
@@ -46,26 +47,31 @@ def redated_bars(snapshot: Path = SNAPSHOT, now: datetime | None = None) -> list
     return bars
 
 
+def all_redated_bars() -> dict[str, list[dict]]:
+    """Every bundled snapshot as Alpaca bars, keyed by symbol."""
+    return {symbol: redated_bars(path) for symbol, path in SNAPSHOTS.items()}
+
+
 @dataclass
 class FakeAlpaca:
-    """State shared with the request handler: the bars, the page size and a log of requests."""
+    """State shared with the request handler: bars by symbol, the page size and a request log."""
 
-    bars: list[dict]
+    bars: dict[str, list[dict]]
     page_size: int = 1000
-    symbol: str = "BTC/USD"
     requests: list[dict] = field(default_factory=list)
 
     def page(self, query: dict[str, str]) -> dict:
         """One page of bars for the query, in Alpaca's response shape."""
+        symbol = query["symbols"]
         start = query.get("start", "")
         end = query.get("end", "9999")
-        selected = [bar for bar in self.bars if start[:10] <= bar["t"][:10] and bar["t"] <= end]
+        selected = [bar for bar in self.bars[symbol] if start[:10] <= bar["t"][:10] and bar["t"] <= end]
         offset = int(query.get("page_token") or 0)
         limit = min(int(query.get("limit") or 1000), self.page_size)
         chunk = selected[offset : offset + limit]
         more = offset + limit < len(selected)
         return {
-            "bars": {self.symbol: chunk} if chunk else {},
+            "bars": {symbol: chunk} if chunk else {},
             "next_page_token": str(offset + limit) if more else None,
         }
 
@@ -80,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
         state.requests.append({"path": url.path, "query": query, "headers": dict(self.headers)})
         if url.path != BARS_PATH:
             self.send_json(404, {"message": "not found"})
-        elif query.get("symbols") != state.symbol or query.get("timeframe") != "1Day":
+        elif query.get("symbols") not in state.bars or query.get("timeframe") != "1Day":
             self.send_json(400, {"message": f"unexpected query {query}"})
         else:
             self.send_json(200, state.page(query))

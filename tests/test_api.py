@@ -38,23 +38,23 @@ def test_answers_in_the_documented_shape(client):
     assert body["prediction_low"] < body["prediction"] < body["prediction_high"]
 
 
-def test_same_request_same_answer_across_restarts(model_path, client):
+def test_same_request_same_answer_across_restarts(model_dir, client):
     first = client.get("/bitcoin?date=2027-01-15").get_data()
     assert client.get("/bitcoin?date=2027-01-15").get_data() == first
-    restarted = api.create_app(model_path).test_client()
+    restarted = api.create_app(model_dir).test_client()
     assert restarted.get("/bitcoin?date=2027-01-15").get_data() == first
 
 
-def test_answers_match_the_model(model_path, client):
-    model = pickle.loads(model_path.read_bytes())  # noqa: S301  # our own test artifact
+def test_answers_match_the_model(model_dir, client):
+    model = pickle.loads((model_dir / "btc.pkl").read_bytes())  # noqa: S301  # our own test artifact
     forecast = model.predict(pd.DataFrame({"ds": pd.to_datetime(["2024-06-01", "2027-08-20"])}))
     for day, expected in zip(["2024-06-01", "2027-08-20"], forecast.yhat, strict=True):
         assert get_forecast(client, day)["prediction"] == pytest.approx(expected, abs=0.01)
 
 
-def test_far_band_is_the_dense_grid_band_not_the_one_row_band(model_path, served, client):
+def test_far_band_is_the_dense_grid_band_not_the_one_row_band(model_dir, served, client):
     """The served band for the last day matches a fresh dense grid (other random draws), not one row."""
-    model = pickle.loads(model_path.read_bytes())  # noqa: S301
+    model = pickle.loads((model_dir / "btc.pkl").read_bytes())  # noqa: S301
     last = served.last_day.isoformat()
     grid = pd.DataFrame({"ds": pd.date_range(served.first_day, served.last_day)})
     widths = []
@@ -159,10 +159,11 @@ def test_cors_preflight(client):
     assert "GET" in response.headers["Access-Control-Allow-Methods"]
 
 
-def test_health_reports_the_model(client, served):
+def test_health_reports_every_model(client, served):
     body = client.get("/health").get_json()
-    assert body == {
-        "status": "ok",
+    assert body["status"] == "ok"
+    assert set(body["models"]) == {"btc", "eth"}
+    assert body["models"]["btc"] == {
         "trained_at": served.metadata["trained_at"],
         "data_last_day": "2026-08-20",
         "serves": {"first_day": "2014-09-17", "last_day": "2027-08-20"},
@@ -172,11 +173,18 @@ def test_health_reports_the_model(client, served):
 def test_openapi_document_is_valid_and_complete(client):
     spec = client.get("/openapi.json").get_json()
     validate(spec)
-    assert set(spec["paths"]) == {"/bitcoin", "/health", "/", "/docs", "/openapi.json"}
-    bitcoin = spec["paths"]["/bitcoin"]["get"]
-    (parameter,) = bitcoin["parameters"]
-    assert (parameter["name"], parameter["in"], parameter["required"]) == ("date", "query", True)
-    assert set(bitcoin["responses"]) == {"200", "400"}
+    assert set(spec["paths"]) == {
+        "/bitcoin", "/forecast/{asset}", "/history/{asset}", "/models", "/models/{asset}",
+        "/health", "/metrics", "/", "/docs", "/openapi.json",
+    }  # fmt: skip
+    forecast = spec["paths"]["/forecast/{asset}"]["get"]
+    parameters = {p["name"]: (p["in"], p["required"]) for p in forecast["parameters"]}
+    assert parameters == {"asset": ("path", True), "date": ("query", False), "start": ("query", False),
+                          "end": ("query", False)}  # fmt: skip
+    assert forecast["parameters"][0]["schema"]["enum"] == ["btc", "eth"]
+    assert set(forecast["responses"]) == {"200", "400", "404"}
+    assert set(forecast["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+    assert spec["paths"]["/bitcoin"]["get"]["responses"] == forecast["responses"]
     schemas = spec["components"]["schemas"]
     assert set(schemas["Forecast"]["required"]) == set(FORECAST_KEYS)
     assert "422" not in json.dumps(spec["paths"])
@@ -197,21 +205,22 @@ def test_root_and_docs_lead_to_swagger_ui(client):
 # ---------------------------------------------------------------- startup checks
 
 
-def test_refuses_a_missing_model(tmp_path):
-    with pytest.raises(api.ModelError, match=r"metadata .* not found"):
-        api.create_app(tmp_path / "absent.pkl")
+def test_refuses_an_empty_model_folder(tmp_path):
+    with pytest.raises(api.ModelError, match=r"no model metadata \(\*\.json\) in"):
+        api.create_app(tmp_path)
 
 
-def test_refuses_a_model_without_its_file(model_copy):
-    model_copy.unlink()
-    with pytest.raises(api.ModelError, match="cannot be read"):
-        api.create_app(model_copy)
+def test_refuses_metadata_without_its_model(model_dir_copy):
+    (model_dir_copy / "btc.pkl").unlink()
+    with pytest.raises(api.ModelError, match=r"btc\.pkl cannot be read"):
+        api.create_app(model_dir_copy)
 
 
-def test_refuses_a_truncated_model(model_copy):
-    model_copy.write_bytes(model_copy.read_bytes()[:1000])
+def test_refuses_a_truncated_model(model_dir_copy):
+    path = model_dir_copy / "btc.pkl"
+    path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(api.ModelError, match=r"sha256 .* but its metadata expects"):
-        api.create_app(model_copy)
+        api.create_app(model_dir_copy)
 
 
 def rewrite_with_matching_sha(model_path, content: bytes) -> None:
@@ -222,19 +231,19 @@ def rewrite_with_matching_sha(model_path, content: bytes) -> None:
     metadata_path.write_text(json.dumps(metadata))
 
 
-def test_refuses_a_file_that_is_not_a_pickle(model_copy):
-    rewrite_with_matching_sha(model_copy, b"not a pickle at all")
+def test_refuses_a_file_that_is_not_a_pickle(model_dir_copy):
+    rewrite_with_matching_sha(model_dir_copy / "btc.pkl", b"not a pickle at all")
     with pytest.raises(api.ModelError, match="not a readable pickle"):
-        api.create_app(model_copy)
+        api.create_app(model_dir_copy)
 
 
-def test_refuses_a_pickle_of_the_wrong_thing(model_copy):
-    rewrite_with_matching_sha(model_copy, pickle.dumps({"model": "no"}))
+def test_refuses_a_pickle_of_the_wrong_thing(model_dir_copy):
+    rewrite_with_matching_sha(model_dir_copy / "eth.pkl", pickle.dumps({"model": "no"}))
     with pytest.raises(api.ModelError, match="holds a dict, not a fitted Prophet model"):
-        api.create_app(model_copy)
+        api.create_app(model_dir_copy)
 
 
-def test_refuses_unreadable_metadata(model_copy):
-    api.metadata_path(model_copy).write_text("{")
+def test_refuses_unreadable_metadata(model_dir_copy):
+    (model_dir_copy / "btc.json").write_text("{")
     with pytest.raises(api.ModelError, match=r"metadata .* is unreadable"):
-        api.create_app(model_copy)
+        api.create_app(model_dir_copy)

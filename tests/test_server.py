@@ -39,16 +39,16 @@ def test_startup_fails_clearly_without_a_model(tmp_path):
         text=True,
         timeout=60,
         cwd=ROOT,
-        env={"MODEL_PATH": str(tmp_path / "absent.pkl"), "PATH": "/usr/bin:/bin"},
+        env={"MODEL_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and "cannot start: model metadata" in errors[0], result.stderr
+    assert len(errors) == 1 and "cannot start: no model metadata" in errors[0], result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_sigterm_stops_the_server_cleanly(model_path):
-    server = start_api(model_path)
+def test_sigterm_stops_the_server_cleanly(model_dir):
+    server = start_api(model_dir)
     assert requests.get(f"{server.url}/health", timeout=10).status_code == 200
     assert stop_process(server.process) == 0
     assert any("stopped" in line for line in server.log)

@@ -24,128 +24,132 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def snapshot_files(path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (path, train.metadata_path(path))}
+def model_files(model_dir, asset: str = "btc") -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (model_dir / f"{asset}.pkl", model_dir / f"{asset}.json")}
+
+
+def read_metadata(model_dir, asset: str = "btc") -> dict:
+    return json.loads((model_dir / f"{asset}.json").read_text())
 
 
 # ---------------------------------------------------------------- end to end
 
 
-def test_trains_from_alpaca_through_the_sdk(fake_alpaca, tmp_path):
-    output = tmp_path / "btc_usd.pkl"
+def test_trains_every_asset_from_alpaca_through_the_sdk(fake_alpaca, tmp_path):
     result = run_train(
-        "--source",
-        "alpaca",
-        "--start",
-        "2023-01-01",
-        "--output",
-        str(output),
+        "--source", "alpaca", "--start", "2023-01-01", "--model-dir", str(tmp_path),
         env={"ALPACA_DATA_URL": fake_alpaca.url},
-    )
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
 
-    metadata = json.loads(train.metadata_path(output).read_text())
     today = datetime.now(UTC).date()
-    assert metadata["source"] == "alpaca"
-    assert metadata["origin"] == fake_alpaca.url
-    assert metadata["first_day"] == "2023-01-01"
-    # Today's bar is still open: the newest training row is yesterday.
-    assert metadata["last_day"] == (today - timedelta(days=1)).isoformat()
-    assert metadata["rows"] == (today - date(2023, 1, 1)).days
-    assert metadata["model_sha256"] == hashlib.sha256(output.read_bytes()).hexdigest()
-    assert metadata["serve"] == {
-        "first_day": "2023-01-01",
-        "last_day": (today - timedelta(days=1) + timedelta(days=365)).isoformat(),
-    }
-    assert set(metadata["versions"]) >= {"python", "prophet", "pandas", "numpy", "alpaca-py"}
-    assert metadata["trained_at"].endswith("Z")
+    for asset, symbol in (("btc", "BTC/USD"), ("eth", "ETH/USD")):
+        metadata = read_metadata(tmp_path, asset)
+        assert (metadata["asset"], metadata["symbol"]) == (asset, symbol)
+        assert metadata["source"] == "alpaca"
+        assert metadata["origin"] == fake_alpaca.url
+        assert metadata["first_day"] == "2023-01-01"
+        # Today's bar is still open: the newest training row is yesterday.
+        assert metadata["last_day"] == (today - timedelta(days=1)).isoformat()
+        assert metadata["rows"] == (today - date(2023, 1, 1)).days
+        model_bytes = (tmp_path / f"{asset}.pkl").read_bytes()
+        assert metadata["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
+        assert metadata["serve"] == {
+            "first_day": "2023-01-01",
+            "last_day": (today - timedelta(days=1) + timedelta(days=365)).isoformat(),
+        }
+        assert set(metadata["versions"]) >= {"python", "prophet", "pandas", "numpy", "alpaca-py"}
+        assert metadata["trained_at"].endswith("Z")
+    assert {r["query"]["symbols"] for r in fake_alpaca.state.requests} == {"BTC/USD", "ETH/USD"}
 
 
 def test_follows_pagination_and_sends_keys_when_set(fake_alpaca, tmp_path):
     fake_alpaca.state.page_size = 200
+    keys = {"ALPACA_API_KEY": "key-id", "ALPACA_SECRET_KEY": "secret"}
     result = run_train(
-        "--source",
-        "alpaca",
-        "--start",
-        "2024-01-01",
-        "--output",
-        str(tmp_path / "m.pkl"),
-        env={"ALPACA_DATA_URL": fake_alpaca.url, "ALPACA_API_KEY": "key-id", "ALPACA_SECRET_KEY": "secret"},
-    )
+        "--source", "alpaca", "--asset", "btc", "--start", "2024-01-01", "--model-dir", str(tmp_path),
+        env={"ALPACA_DATA_URL": fake_alpaca.url, **keys},
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     requests = fake_alpaca.state.requests
     assert len(requests) >= 5  # > 1,000 days at 200 a page
     assert [r["query"].get("page_token") for r in requests[:3]] == [None, "200", "400"]
     assert all(r["headers"].get("APCA-API-KEY-ID") == "key-id" for r in requests)
     assert all(r["headers"].get("APCA-API-SECRET-KEY") == "secret" for r in requests)
-    assert json.loads((tmp_path / "m.json").read_text())["rows"] > 1000
+    assert read_metadata(tmp_path)["rows"] > 1000
 
 
-def test_trains_on_the_snapshot(model_path):
-    metadata = json.loads(train.metadata_path(model_path).read_text())
-    assert metadata["source"] == "snapshot"
-    assert metadata["origin"] == "data/btc_usd_1d.csv"
-    assert (metadata["first_day"], metadata["last_day"], metadata["rows"]) == (
-        "2014-09-17",
-        "2026-08-20",
-        4356,
+def test_trains_every_asset_on_the_snapshot(model_dir):
+    btc, eth = read_metadata(model_dir, "btc"), read_metadata(model_dir, "eth")
+    assert (btc["source"], btc["origin"]) == ("snapshot", "data/btc_usd_1d.csv")
+    assert (btc["first_day"], btc["last_day"], btc["rows"]) == ("2014-09-17", "2026-08-20", 4356)
+    assert btc["serve"] == {"first_day": "2014-09-17", "last_day": "2027-08-20"}
+    assert (eth["name"], eth["symbol"], eth["first_day"], eth["rows"]) == (
+        "Ethereum",
+        "ETH/USD",
+        "2017-11-09",
+        3207,
     )
-    assert metadata["serve"] == {"first_day": "2014-09-17", "last_day": "2027-08-20"}
 
 
-def test_unreachable_alpaca_fails_with_one_line_and_keeps_the_old_model(model_copy):
-    before = snapshot_files(model_copy)
+def test_unreachable_alpaca_fails_with_one_line_and_keeps_the_old_model(model_dir_copy):
+    before = model_files(model_dir_copy)
     result = run_train(
-        "--source",
-        "alpaca",
-        "--output",
-        str(model_copy),
+        "--source", "alpaca", "--asset", "btc", "--model-dir", str(model_dir_copy),
         env={"ALPACA_DATA_URL": f"http://127.0.0.1:{closed_port()}"},
-    )
+    )  # fmt: skip
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and "could not fetch bars" in errors[0], result.stderr
+    assert len(errors) == 1 and "training btc failed: could not fetch bars" in errors[0], result.stderr
     assert "Traceback" not in result.stderr
-    assert snapshot_files(model_copy) == before
-    assert sorted(p.name for p in model_copy.parent.iterdir()) == sorted(before)  # no temp files left
+    assert model_files(model_dir_copy) == before
+    assert len(list(model_dir_copy.iterdir())) == 4  # no temp files left
+
+
+def test_one_failing_asset_does_not_stop_the_others(fake_alpaca, model_dir_copy):
+    fake_alpaca.state.bars["ETH/USD"][-10]["c"] = -5.0
+    eth_before, btc_before = model_files(model_dir_copy, "eth"), model_files(model_dir_copy, "btc")
+    result = run_train(
+        "--source", "alpaca", "--start", "2024-01-01", "--model-dir", str(model_dir_copy),
+        env={"ALPACA_DATA_URL": fake_alpaca.url},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "training eth failed: non-positive prices" in result.stderr
+    assert model_files(model_dir_copy, "eth") == eth_before
+    assert model_files(model_dir_copy, "btc") != btc_before
+    assert read_metadata(model_dir_copy, "btc")["source"] == "alpaca"
 
 
 def test_auto_falls_back_to_the_snapshot_loudly(tmp_path):
-    output = tmp_path / "m.pkl"
     result = run_train(
-        "--source",
-        "auto",
-        "--output",
-        str(output),
+        "--source", "auto", "--asset", "eth", "--model-dir", str(tmp_path),
         env={"ALPACA_DATA_URL": f"http://127.0.0.1:{closed_port()}"},
-    )
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "TRAINING ON THE BUNDLED SNAPSHOT" in result.stderr
-    assert json.loads(train.metadata_path(output).read_text())["source"] == "snapshot"
-
-
-def test_bad_data_from_alpaca_keeps_the_old_model(fake_alpaca, model_copy):
-    fake_alpaca.state.bars[-10]["c"] = -5.0
-    before = snapshot_files(model_copy)
-    result = run_train(
-        "--source", "alpaca", "--output", str(model_copy), env={"ALPACA_DATA_URL": fake_alpaca.url}
-    )
-    assert result.returncode == 1
-    assert "non-positive prices" in result.stderr
-    assert snapshot_files(model_copy) == before
+    assert "TRAINING ETH/USD ON THE BUNDLED SNAPSHOT" in result.stderr
+    assert read_metadata(tmp_path, "eth")["source"] == "snapshot"
 
 
 def test_help_describes_the_options():
     result = run_train("--help")
     assert result.returncode == 0
-    for option in ("--source", "--start", "--output", "--horizon-days", "ALPACA_DATA_URL"):
+    for option in ("--source", "--asset", "--start", "--model-dir", "--horizon-days", "ALPACA_DATA_URL"):
         assert option in result.stdout
 
 
-def test_rejects_a_bad_start_date():
-    result = run_train("--start", "2024-13-01")
+@pytest.mark.parametrize(
+    ("args", "complaint"), [(["--start", "2024-13-01"], "--start"), (["--asset", "doge"], "--asset")]
+)
+def test_rejects_bad_arguments(args, complaint):
+    result = run_train(*args)
     assert result.returncode == 2
-    assert "--start" in result.stderr
+    assert complaint in result.stderr
+
+
+def test_assets_come_from_the_configuration():
+    assets = train.load_assets()
+    assert {key: a.symbol for key, a in assets.items()} == {"btc": "BTC/USD", "eth": "ETH/USD"}
+    assert all(a.snapshot.is_file() for a in assets.values())
 
 
 # ---------------------------------------------------------------- validation
