@@ -1,8 +1,10 @@
-"""Train one price model per asset: daily bars -> validated frame -> Prophet -> <asset>.pkl + .json.
+"""Train one price model per asset: daily bars -> validated frame -> backtest -> Prophet -> .pkl + .json.
 
-The assets come from assets.toml. Each model file is a pickled ``prophet.Prophet``; beside it,
-``<asset>.json`` holds the metadata the API relies on (see README, "Model artifact"): the
-pickle's sha256 and the date range to serve. An asset whose run fails gets one error line and
+The assets come from assets.toml. A rolling-origin backtest (backtest.py) chooses each asset's
+configuration, calibrates its interval and refuses a model that fails the quality gate. Each
+model file is a pickled ``prophet.Prophet``; beside it, ``<asset>.json`` holds the metadata the
+API relies on (see README, "Model artifact"): the pickle's sha256, the range to serve and how to
+turn the model's output into served prices. An asset whose run fails gets one error line and
 keeps its previous files untouched; the run then exits non-zero.
 """
 
@@ -27,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import backtest
+
 log = logging.getLogger("train")
 
 HERE = Path(__file__).resolve().parent
@@ -42,7 +46,7 @@ HTTP_RETRIES = 3
 # Alpaca serves at most 10,000 bars a page; no sane daily history needs more pages than this.
 MAX_PAGES = 20
 PRICE_COLUMNS = ["open", "high", "low", "close"]
-METADATA_FORMAT = 1
+METADATA_FORMAT = 2  # 2 adds "forecast" (how to serve the output), "config" and "backtest"
 LIBRARIES = ["prophet", "pandas", "numpy", "cmdstanpy", "alpaca-py"]
 
 
@@ -254,18 +258,46 @@ def validate_bars(
 # ---------------------------------------------------------------- model and artifacts
 
 
-def fit_model(frame: pd.DataFrame):
-    """Fit Prophet on the daily closes."""
-    from prophet import Prophet
+def choose_config(frame: pd.DataFrame, args: argparse.Namespace) -> backtest.Choice | None:
+    """Backtest the candidate configurations and choose one; None when the backtest is skipped."""
+    if args.no_backtest:
+        log.warning("skipping the backtest: %s serves Prophet's own interval", backtest.DEFAULT_CONFIG.name)
+        return None
+    candidates = [c for c in backtest.CANDIDATES if not args.candidate or c.name in args.candidate]
+    try:
+        return backtest.choose_and_check(
+            frame, candidates, jobs=args.jobs, max_mape_ratio=args.max_mape_ratio
+        )
+    except backtest.QualityError as error:
+        raise TrainingError(str(error)) from error
 
+
+def fit_model(config: backtest.Config, frame: pd.DataFrame) -> backtest.Fitted:
+    """Fit the configuration's Prophet model on the daily closes."""
+    rows = backtest.training_window(config, frame)
     log.info(
-        "fitting Prophet on %d days (%s to %s)", len(frame), frame.ds.iloc[0].date(), frame.ds.iloc[-1].date()
+        "fitting %s on %d days (%s to %s)",
+        config.name,
+        len(rows),
+        rows.ds.iloc[0].date(),
+        rows.ds.iloc[-1].date(),
     )
     started = time.monotonic()
-    model = Prophet()
-    model.fit(frame)
+    fitted = backtest.fit(config, frame)
     log.info("fitted in %.1f s", time.monotonic() - started)
-    return model
+    return fitted
+
+
+def forecast_contract(
+    config: backtest.Config, fitted: backtest.Fitted, choice: backtest.Choice | None
+) -> dict:
+    """How the API turns the model's output into served prices (README, "Model artifact")."""
+    return {
+        "target": "log_close" if config.log_target else "close",
+        "level_offset": round(fitted.level_offset, 8),
+        "hold_trend": config.hold_trend,
+        "interval": choice.interval.contract() if choice else None,
+    }
 
 
 def build_metadata(
@@ -378,6 +410,29 @@ def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Nam
         help="refuse Alpaca data whose newest complete bar is older than this "
         f"(default {DEFAULT_MAX_STALE_DAYS}; the snapshot is exempt)",
     )
+    quality = parser.add_argument_group("backtest and quality gate (see reports/backtest.md)")
+    quality.add_argument(
+        "--candidate",
+        action="append",
+        choices=[c.name for c in backtest.CANDIDATES],
+        help="backtest only this configuration (repeatable; default: all, the best is served)",
+    )
+    quality.add_argument(
+        "--max-mape-ratio",
+        type=_positive_float,
+        default=backtest.GATE_MAX_MAPE_RATIO,
+        help="quality gate: refuse a model whose backtest MAPE at any horizon exceeds this many times "
+        f"the naive forecast's (default {backtest.GATE_MAX_MAPE_RATIO})",
+    )
+    quality.add_argument(
+        "--jobs", type=_positive_int, default=None, help="backtest processes (default: one per core)"
+    )
+    quality.add_argument(
+        "--no-backtest",
+        action="store_true",
+        help=f"skip the backtest and the quality gate: fit '{backtest.DEFAULT_CONFIG.name}' with Prophet's "
+        "own interval (for development and tests of the data path; never ship such a model)",
+    )
     return parser.parse_args(argv)
 
 
@@ -385,6 +440,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number")
     return value
 
 
@@ -417,9 +479,15 @@ def train_asset(asset: Asset, args: argparse.Namespace, now: datetime) -> dict:
     closed = drop_open_day(bars.frame, now)
     stale_limit = args.max_stale_days if bars.source == "alpaca" else None
     frame = validate_bars(closed, min_rows=args.min_rows, max_stale_days=stale_limit, now=now)
-    model = fit_model(frame)
-    model_bytes = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    metadata = build_metadata(asset, frame, bars, model_bytes, args.horizon_days, now)
+    choice = choose_config(frame, args)
+    config = choice.config if choice else backtest.DEFAULT_CONFIG
+    fitted = fit_model(config, frame)
+    model_bytes = pickle.dumps(fitted.model, protocol=pickle.HIGHEST_PROTOCOL)
+    rows = backtest.training_window(config, frame)
+    metadata = build_metadata(asset, rows, bars, model_bytes, args.horizon_days, now)
+    metadata["forecast"] = forecast_contract(config, fitted, choice)
+    metadata["config"] = config.params()
+    metadata["backtest"] = choice.summary if choice else None
     model_path = args.model_dir / f"{asset.key}.pkl"
     write_artifacts(model_path, model_bytes, metadata)
     log.info(
@@ -443,6 +511,7 @@ def configure_logging() -> None:
     # cmdstanpy logs every chain start and stop; prophet.plot complains that plotly is absent.
     logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
+    logging.getLogger("prophet").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

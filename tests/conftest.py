@@ -38,9 +38,21 @@ def run_train(*args: str, env: dict | None = None, timeout: float = 300) -> subp
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
-    """Every asset's model, trained by train.py on the bundled snapshot (shared: do not modify)."""
+    """Every asset's model, trained by train.py on the bundled snapshot (shared: do not modify).
+
+    This is the full training job: backtest of every candidate, choice, calibration, quality gate.
+    """
     path = tmp_path_factory.mktemp("models")
     result = run_train("--source", "snapshot", "--model-dir", str(path))
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+@pytest.fixture(scope="session")
+def uncalibrated_model_dir(tmp_path_factory) -> Path:
+    """The BTC model trained without the backtest, so it serves Prophet's own interval (shared)."""
+    path = tmp_path_factory.mktemp("uncalibrated")
+    result = run_train("--source", "snapshot", "--asset", "btc", "--no-backtest", "--model-dir", str(path))
     assert result.returncode == 0, result.stderr
     return path
 

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
+import backtest
 import train
 from tests.conftest import run_train
 
@@ -35,9 +36,13 @@ def read_metadata(model_dir, asset: str = "btc") -> dict:
 # ---------------------------------------------------------------- end to end
 
 
+# Tests of the data path skip the backtest (--no-backtest): it is source-independent, and the
+# fake server's data moves with today's date. The backtest is tested on the fixed snapshot below.
+
+
 def test_trains_every_asset_from_alpaca_through_the_sdk(fake_alpaca, tmp_path):
     result = run_train(
-        "--source", "alpaca", "--start", "2023-01-01", "--model-dir", str(tmp_path),
+        "--source", "alpaca", "--start", "2023-01-01", "--model-dir", str(tmp_path), "--no-backtest",
         env={"ALPACA_DATA_URL": fake_alpaca.url},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -60,6 +65,8 @@ def test_trains_every_asset_from_alpaca_through_the_sdk(fake_alpaca, tmp_path):
         }
         assert set(metadata["versions"]) >= {"python", "prophet", "pandas", "numpy", "alpaca-py"}
         assert metadata["trained_at"].endswith("Z")
+        assert metadata["backtest"] is None and metadata["forecast"]["interval"] is None
+        assert metadata["config"]["name"] == backtest.DEFAULT_CONFIG.name
     assert {r["query"]["symbols"] for r in fake_alpaca.state.requests} == {"BTC/USD", "ETH/USD"}
 
 
@@ -68,7 +75,7 @@ def test_follows_pagination_and_sends_keys_when_set(fake_alpaca, tmp_path):
     keys = {"ALPACA_API_KEY": "key-id", "ALPACA_SECRET_KEY": "secret"}
     result = run_train(
         "--source", "alpaca", "--asset", "btc", "--start", "2024-01-01", "--model-dir", str(tmp_path),
-        env={"ALPACA_DATA_URL": fake_alpaca.url, **keys},
+        "--no-backtest", env={"ALPACA_DATA_URL": fake_alpaca.url, **keys},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     requests = fake_alpaca.state.requests
@@ -92,6 +99,63 @@ def test_trains_every_asset_on_the_snapshot(model_dir):
     )
 
 
+def test_the_backtest_chooses_and_calibrates_the_served_configuration(model_dir):
+    for asset in ("btc", "eth"):
+        metadata = read_metadata(model_dir, asset)
+        summary, config = metadata["backtest"], metadata["config"]
+        # The bundled snapshot is fixed data: on it the backtest chooses the held trend for both.
+        assert summary["chosen"] == config["name"] == "held-trend"
+        assert config == backtest.CANDIDATES[0].params()
+        assert (summary["cutoffs"], summary["horizons"]) == (40, [1, 7, 30, 90])
+        assert (summary["first_cutoff"], summary["last_cutoff"]) == ("2023-03-09", "2026-05-22")
+        assert set(summary["candidates"]) == {c.name for c in backtest.CANDIDATES}
+        assert summary["candidates"]["held-trend"] == min(summary["candidates"].values())
+        models = summary["models"]
+        assert set(models) == {"held-trend", "naive", "drift"}
+        assert all(len(values) == 4 for model in models.values() for values in model.values())
+        assert set(models["naive"]) == {"mae", "mape", "mdape", "coverage", "width"}
+        # What the quality gate vouched for.
+        for model, naive in zip(models["held-trend"]["mape"], models["naive"]["mape"], strict=True):
+            assert model <= summary["gate"]["max_mape_ratio"] * naive
+        for coverage in models["held-trend"]["coverage"][1:3]:
+            assert 0.6 <= coverage <= 0.95
+        assert 0 < summary["seconds"] < 600
+        assert len(json.dumps(summary)) < 2500  # compact: it travels in every /models answer
+        contract = metadata["forecast"]
+        assert (contract["target"], contract["hold_trend"]) == ("log_close", True)
+        interval = contract["interval"]
+        assert interval["width"] == 0.8 and interval["horizon_days"] == list(backtest.KNOTS)
+        assert all(lo < 0 < hi for lo, hi in zip(interval["lower"], interval["upper"], strict=True))
+
+
+def test_the_quality_gate_refuses_a_model_and_keeps_the_previous_one(model_dir_copy):
+    before = model_files(model_dir_copy)
+    # A real backtest, held to an impossible standard: half the naive forecast's error.
+    result = run_train(
+        "--source", "snapshot", "--asset", "btc", "--candidate", "flat", "--max-mape-ratio", "0.5",
+        "--model-dir", str(model_dir_copy),
+    )  # fmt: skip
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, result.stderr
+    assert "training btc failed: the backtest of 'flat' fails the quality gate: MAPE at 1 d is" in errors[0]
+    assert "above 0.5 x naive" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert model_files(model_dir_copy) == before
+    assert len(list(model_dir_copy.iterdir())) == 4  # no temp files left
+
+
+def test_too_little_history_for_a_backtest_is_refused(fake_alpaca, tmp_path):
+    start = (datetime.now(UTC) - timedelta(days=500)).date().isoformat()
+    result = run_train(
+        "--source", "alpaca", "--asset", "eth", "--start", start, "--model-dir", str(tmp_path),
+        env={"ALPACA_DATA_URL": fake_alpaca.url},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "training eth failed: 500 days of data are too few for a backtest" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unreachable_alpaca_fails_with_one_line_and_keeps_the_old_model(model_dir_copy):
     before = model_files(model_dir_copy)
     result = run_train(
@@ -110,7 +174,7 @@ def test_one_failing_asset_does_not_stop_the_others(fake_alpaca, model_dir_copy)
     fake_alpaca.state.bars["ETH/USD"][-10]["c"] = -5.0
     eth_before, btc_before = model_files(model_dir_copy, "eth"), model_files(model_dir_copy, "btc")
     result = run_train(
-        "--source", "alpaca", "--start", "2024-01-01", "--model-dir", str(model_dir_copy),
+        "--source", "alpaca", "--start", "2024-01-01", "--model-dir", str(model_dir_copy), "--no-backtest",
         env={"ALPACA_DATA_URL": fake_alpaca.url},
     )  # fmt: skip
     assert result.returncode == 1
@@ -122,7 +186,7 @@ def test_one_failing_asset_does_not_stop_the_others(fake_alpaca, model_dir_copy)
 
 def test_auto_falls_back_to_the_snapshot_loudly(tmp_path):
     result = run_train(
-        "--source", "auto", "--asset", "eth", "--model-dir", str(tmp_path),
+        "--source", "auto", "--asset", "eth", "--model-dir", str(tmp_path), "--no-backtest",
         env={"ALPACA_DATA_URL": f"http://127.0.0.1:{closed_port()}"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -133,12 +197,20 @@ def test_auto_falls_back_to_the_snapshot_loudly(tmp_path):
 def test_help_describes_the_options():
     result = run_train("--help")
     assert result.returncode == 0
-    for option in ("--source", "--asset", "--start", "--model-dir", "--horizon-days", "ALPACA_DATA_URL"):
+    options = ["--source", "--asset", "--start", "--model-dir", "--horizon-days", "ALPACA_DATA_URL"]
+    options += ["--candidate", "--max-mape-ratio", "--jobs", "--no-backtest"]
+    for option in options:
         assert option in result.stdout
 
 
 @pytest.mark.parametrize(
-    ("args", "complaint"), [(["--start", "2024-13-01"], "--start"), (["--asset", "doge"], "--asset")]
+    ("args", "complaint"),
+    [
+        (["--start", "2024-13-01"], "--start"),
+        (["--asset", "doge"], "--asset"),
+        (["--candidate", "prophet-defaults"], "--candidate"),
+        (["--max-mape-ratio", "0"], "--max-mape-ratio"),
+    ],
 )
 def test_rejects_bad_arguments(args, complaint):
     result = run_train(*args)
