@@ -93,6 +93,7 @@ def read_metadata(model_path: Path) -> dict:
         metadata = json.loads(path.read_text())
         for field in ("first_day", "last_day"):
             date.fromisoformat(metadata["serve"][field])
+        date.fromisoformat(metadata["last_day"])
         for field in ("model_sha256", "trained_at", "symbol", "name"):
             if not isinstance(metadata[field], str):
                 raise TypeError(f"{field} is not a string")
@@ -136,7 +137,86 @@ def forecast_table(model, first_day: date, last_day: date) -> pd.DataFrame:
     """
     grid = pd.DataFrame({"ds": pd.date_range(first_day, last_day, freq="D")})
     np.random.seed(FORECAST_SEED)
-    return model.predict(grid)[["ds", "yhat", "yhat_lower", "yhat_upper"]]
+    return model.predict(grid)[["ds", "yhat", "yhat_lower", "yhat_upper", "trend"]]
+
+
+@dataclass(frozen=True)
+class ForecastContract:
+    """How the model's output becomes served USD prices: metadata "forecast" (README, "Model artifact")."""
+
+    log_target: bool  # the model predicts log(close)
+    level_offset: float  # added to the model's output on days after the last training day
+    hold_trend: bool  # after the last training day, the trend stays at its value on that day
+    interval: dict | None  # calibrated bounds by days ahead, replacing the model's own after the last day
+
+
+def forecast_contract(metadata: dict) -> ForecastContract:
+    """The metadata's forecast contract, checked; metadata without one means Prophet on the close, as is."""
+    spec = metadata.get("forecast") or {}
+    target = spec.get("target", "close")
+    if target not in ("close", "log_close"):
+        raise ModelError(f"unknown forecast target {target!r}: expected 'close' or 'log_close'")
+    offset = spec.get("level_offset", 0.0)
+    if isinstance(offset, bool) or not isinstance(offset, int | float) or not np.isfinite(offset):
+        raise ModelError(f"forecast level_offset must be a finite number, got {offset!r}")
+    interval = spec.get("interval")
+    if interval is not None:
+        check_interval(interval)
+    return ForecastContract(target == "log_close", float(offset), spec.get("hold_trend") is True, interval)
+
+
+def check_interval(interval) -> None:
+    """Raise ModelError unless the calibrated interval is well formed and widens with the horizon."""
+    try:
+        days, lower, upper = (
+            np.asarray(interval[k], dtype=float) for k in ("horizon_days", "lower", "upper")
+        )
+    except (TypeError, KeyError, ValueError) as error:
+        raise ModelError(f"forecast interval is malformed: {error!r}") from error
+    problem = None
+    if not (days.ndim == 1 and len(days) and days.shape == lower.shape == upper.shape):
+        problem = "horizon_days, lower and upper must be lists of the same, non-zero length"
+    elif not (np.isfinite(lower).all() and np.isfinite(upper).all()):
+        problem = "bounds must be finite"
+    elif days[0] < 1 or (np.diff(days) <= 0).any():
+        problem = "horizon_days must increase from at least 1"
+    elif (lower > 0).any() or (upper < 0).any() or (np.diff(lower) > 0).any() or (np.diff(upper) < 0).any():
+        problem = "bounds must contain the prediction and widen with the horizon"
+    if problem:
+        raise ModelError(f"forecast interval is malformed: {problem}")
+
+
+def interval_bounds(days_ahead, horizon_days, lower, upper) -> tuple[np.ndarray, np.ndarray]:
+    """Log bounds relative to the prediction: linear between knots, growing like sqrt(h) past the last."""
+    days_ahead = np.asarray(days_ahead, dtype=float)
+    growth = np.sqrt(np.maximum(days_ahead / horizon_days[-1], 1.0))
+    return (
+        np.interp(days_ahead, horizon_days, lower) * growth,
+        np.interp(days_ahead, horizon_days, upper) * growth,
+    )
+
+
+def served_forecast(table: pd.DataFrame, contract: ForecastContract, last_day: date) -> pd.DataFrame:
+    """The model's forecast table in USD, as the contract says; days up to `last_day` are the fit."""
+    ahead = (table.ds - pd.Timestamp(last_day)).dt.days.to_numpy()
+    future = ahead > 0
+    shift = np.where(future, contract.level_offset, 0.0)
+    if contract.hold_trend:
+        last_trend = table.trend.to_numpy()[ahead == 0]
+        if len(last_trend) != 1:
+            raise ModelError(f"the served range does not hold the last training day {last_day}")
+        shift = shift + np.where(future, last_trend[0] - table.trend.to_numpy(), 0.0)
+    inverse = np.exp if contract.log_target else np.asarray
+    prediction, low, high = (
+        inverse(table[c].to_numpy() + shift) for c in ("yhat", "yhat_lower", "yhat_upper")
+    )
+    if contract.interval is not None:
+        bounds = interval_bounds(
+            ahead[future], *(contract.interval[k] for k in ("horizon_days", "lower", "upper"))
+        )
+        low[future] = prediction[future] * np.exp(bounds[0])
+        high[future] = prediction[future] * np.exp(bounds[1])
+    return pd.DataFrame({"ds": table.ds, "yhat": prediction, "yhat_lower": low, "yhat_upper": high})
 
 
 def forecast_answers(table: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, bytes]]:
@@ -175,8 +255,13 @@ def serve_model(model_path: Path) -> ServedModel:
     last_day = date.fromisoformat(metadata["serve"]["last_day"])
     if first_day > last_day:
         raise ModelError(f"model metadata serves an empty range {first_day} to {last_day}")
-    answers, csv_rows = forecast_answers(forecast_table(model, first_day, last_day))
-    closes, close_rows = close_answers(model.history)
+    contract = forecast_contract(metadata)
+    table = served_forecast(
+        forecast_table(model, first_day, last_day), contract, date.fromisoformat(metadata["last_day"])
+    )
+    answers, csv_rows = forecast_answers(table)
+    history = model.history.assign(y=np.exp(model.history.y)) if contract.log_target else model.history
+    closes, close_rows = close_answers(history)
     return ServedModel(model_path.stem, metadata, first_day, last_day, answers, csv_rows, closes, close_rows)
 
 

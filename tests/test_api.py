@@ -45,19 +45,67 @@ def test_same_request_same_answer_across_restarts(model_dir, client):
     assert restarted.get("/bitcoin?date=2027-01-15").get_data() == first
 
 
-def test_answers_match_the_model(model_dir, client):
-    model = pickle.loads((model_dir / "btc.pkl").read_bytes())  # noqa: S301  # our own test artifact
-    forecast = model.predict(pd.DataFrame({"ds": pd.to_datetime(["2024-06-01", "2027-08-20"])}))
-    for day, expected in zip(["2024-06-01", "2027-08-20"], forecast.yhat, strict=True):
-        assert get_forecast(client, day)["prediction"] == pytest.approx(expected, abs=0.01)
+def load_pickle(path):
+    return pickle.loads(path.read_bytes())  # noqa: S301  # our own test artifact
 
 
-def test_far_band_is_the_dense_grid_band_not_the_one_row_band(model_dir, served, client):
-    """The served band for the last day matches a fresh dense grid (other random draws), not one row."""
-    model = pickle.loads((model_dir / "btc.pkl").read_bytes())  # noqa: S301
-    last = served.last_day.isoformat()
+def test_answers_follow_the_forecast_contract(model_dir, served, client):
+    """README, "Model artifact": past days are Prophet's fit; later ones hold the trend, anchor, calibrate."""
+    model = load_pickle(model_dir / "btc.pkl")
+    contract = served.metadata["forecast"]
+    last_day = pd.Timestamp(served.metadata["last_day"])
+    days = [pd.Timestamp("2024-06-01"), last_day] + [
+        last_day + pd.Timedelta(days=n) for n in (1, 30, 200, 365)
+    ]
+    fit = model.predict(pd.DataFrame({"ds": days}))  # yhat and trend are deterministic
+    last_trend = fit.trend.iloc[1]
+    interval = contract["interval"]
+    for day, yhat, trend in zip(days, fit.yhat, fit.trend, strict=True):
+        answer = get_forecast(client, day.date().isoformat())
+        ahead = (day - last_day).days
+        if ahead <= 0:
+            assert answer["prediction"] == pytest.approx(np.exp(yhat), abs=0.01)
+            continue
+        expected = np.exp(yhat - trend + last_trend + contract["level_offset"])
+        assert answer["prediction"] == pytest.approx(expected, abs=0.01)
+        low = np.interp(ahead, interval["horizon_days"], interval["lower"])
+        high = np.interp(ahead, interval["horizon_days"], interval["upper"])
+        assert answer["prediction_low"] == pytest.approx(expected * np.exp(low), abs=0.01)
+        assert answer["prediction_high"] == pytest.approx(expected * np.exp(high), abs=0.01)
+    # Anchored with the trend held: the forecast starts from the last close (weekly pattern aside).
+    last_close = client.get(f"/history/btc?start={last_day.date()}&end={last_day.date()}").get_json()
+    next_day = get_forecast(client, (last_day + pd.Timedelta(days=1)).date().isoformat())
+    assert next_day["prediction"] == pytest.approx(last_close["closes"][0]["close"], rel=0.01)
+
+
+def test_contract_bounds_mirror_the_training_side():
+    """api.py may not import backtest.py; the two copies of the interval rule must agree."""
+    import backtest
+
+    rng = np.random.default_rng(0)
+    days = np.arange(1, 800)
+    knots = [1, 5, 30, 90, 365]
+    lower = np.minimum.accumulate(-rng.uniform(0.01, 0.3, 5)).tolist()
+    upper = np.maximum.accumulate(rng.uniform(0.01, 0.3, 5)).tolist()
+    for mine, theirs in zip(
+        api.interval_bounds(days, knots, lower, upper),
+        backtest.interval_bounds(days, knots, lower, upper),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(mine, theirs)
+    low, high = api.interval_bounds([1, 3, 365, 1460], knots, lower, upper)
+    assert (low[0], high[0]) == (lower[0], upper[0])
+    assert low[1] == pytest.approx(lower[1] / 2 + lower[0] / 2)  # halfway between the knots 1 and 5
+    assert (low[3], high[3]) == pytest.approx((2 * lower[-1], 2 * upper[-1]))  # sqrt(4) past the last knot
+
+
+def test_far_band_of_prophets_own_interval_is_the_dense_grid_band(uncalibrated_model_dir):
+    """Without a calibrated interval the API serves Prophet's: for a far day, the dense grid's band."""
+    served = api.create_app(uncalibrated_model_dir).extensions["served_models"]["btc"]
+    assert served.metadata["forecast"]["interval"] is None
+    model = load_pickle(uncalibrated_model_dir / "btc.pkl")
     grid = pd.DataFrame({"ds": pd.date_range(served.first_day, served.last_day)})
-    widths = []
+    widths = []  # in log price: the contract's shifts move both bounds alike
     for seed in (1, 2):
         np.random.seed(seed)
         row = model.predict(grid).iloc[-1]
@@ -65,8 +113,8 @@ def test_far_band_is_the_dense_grid_band_not_the_one_row_band(model_dir, served,
     np.random.seed(3)
     one_row = model.predict(grid.tail(1)).iloc[0]
 
-    answer = get_forecast(client, last)
-    served_width = answer["prediction_high"] - answer["prediction_low"]
+    answer = json.loads(served.answers[served.last_day.isoformat()])
+    served_width = np.log(answer["prediction_high"] / answer["prediction_low"])
     assert served_width == pytest.approx(np.mean(widths), rel=0.1)
     assert one_row.yhat_upper - one_row.yhat_lower < 0.8 * served_width
 
@@ -247,3 +295,38 @@ def test_refuses_unreadable_metadata(model_dir_copy):
     (model_dir_copy / "btc.json").write_text("{")
     with pytest.raises(api.ModelError, match=r"metadata .* is unreadable"):
         api.create_app(model_dir_copy)
+
+
+def rewrite_metadata(model_dir, change) -> None:
+    path = model_dir / "btc.json"
+    metadata = json.loads(path.read_text())
+    change(metadata)
+    path.write_text(json.dumps(metadata))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["forecast"].update(target="price"), "unknown forecast target 'price'"),
+        (lambda m: m["forecast"].update(level_offset="0.1"), "level_offset must be a finite number"),
+        (lambda m: m["forecast"].update(level_offset=float("nan")), "level_offset must be a finite number"),
+        (lambda m: m["forecast"]["interval"].pop("upper"), "forecast interval is malformed"),
+        (lambda m: m["forecast"]["interval"]["lower"].pop(), "lists of the same, non-zero length"),
+        (lambda m: m["forecast"]["interval"]["upper"].reverse(), "widen with the horizon"),
+        (lambda m: m["forecast"]["interval"]["horizon_days"].reverse(), "horizon_days must increase"),
+    ],
+)
+def test_refuses_a_broken_forecast_contract(model_dir_copy, change, message):
+    rewrite_metadata(model_dir_copy, change)
+    with pytest.raises(api.ModelError, match=re.escape(message)):
+        api.create_app(model_dir_copy)
+
+
+def test_metadata_without_a_contract_serves_prophets_output_as_it_is(model_dir_copy):
+    """Format-1 metadata had no "forecast": the model predicted the close itself."""
+    rewrite_metadata(model_dir_copy, lambda m: m.pop("forecast"))
+    served = api.create_app(model_dir_copy).extensions["served_models"]["btc"]
+    model = load_pickle(model_dir_copy / "btc.pkl")
+    yhat = model.predict(pd.DataFrame({"ds": pd.to_datetime(["2024-06-01", "2027-06-01"])})).yhat
+    for day, expected in zip(["2024-06-01", "2027-06-01"], yhat, strict=True):
+        assert json.loads(served.answers[day])["prediction"] == pytest.approx(expected, abs=0.01)
