@@ -8,7 +8,7 @@ SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test lint format clean
+.PHONY: run train serve test report lint format clean
 
 TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR)
 SERVE := MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
@@ -32,6 +32,10 @@ test: $(VENV)/.dev-deps
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
+## report: backtest every candidate on the bundled snapshots; writes reports/backtest.md and its plots
+report: $(VENV)/.run-deps
+	$(PY) backtest.py --report
+
 format: $(VENV)/.dev-deps
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
@@ -44,8 +48,8 @@ $(VENV)/.run-deps: requirements-train.txt requirements-api.txt | $(PY)
 	$(PIP) -r requirements-train.txt -r requirements-api.txt
 	touch $@
 
-$(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.run-deps
-	$(PIP) -r requirements-dev.txt
+$(VENV)/.dev-deps: requirements-dev.txt requirements-notebook.txt $(VENV)/.run-deps
+	$(PIP) -r requirements-dev.txt -r requirements-notebook.txt
 	touch $@
 
 clean:
