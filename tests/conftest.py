@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import api
-from tests.fake_alpaca import FakeAlpaca, all_redated_bars, start_fake_alpaca
+from tests.fake_alpaca import FakeAlpaca, all_redated_bars, start_fake_alpaca, stop_fake_alpaca
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,5 +130,4 @@ def fake_alpaca():
     state = FakeAlpaca(all_redated_bars())
     server = start_fake_alpaca(state)
     yield server
-    server.shutdown()
-    server.server_close()
+    stop_fake_alpaca(server)
