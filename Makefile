@@ -26,10 +26,13 @@ train: $(VENV)/.run-deps
 serve: $(VENV)/.run-deps
 	$(SERVE)
 
-## test: lint, then the whole test suite
+## test: lint, security checks (bandit), then the whole test suite
 test: $(VENV)/.dev-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m bandit -q -r . -x ./.venv,./models,./tests,./bench
+	@# Tests and benchmarks assert (B101) and start our own programs (B404, B603, B607).
+	$(PY) -m bandit -q -r tests $(wildcard bench) -s B101,B404,B603,B607
 	$(PY) -m pytest
 
 format: $(VENV)/.dev-deps
