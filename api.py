@@ -6,11 +6,12 @@ api.py`` serves it with Waitress. At startup each model is checked against its m
 so a request is a lookup.
 """
 
+import functools
 import hashlib
 import json
 import logging
 import os
-import pickle
+import pickle  # nosec B403  # only the checked local model file is unpickled; see load_model
 import re
 import signal
 import sys
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from flask import Response, g, redirect, request
+from flask import Response, current_app, g, redirect, request
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI, Tag
 from flask_openapi3_swagger.plugins import RegisterPlugin as SwaggerPlugin
@@ -36,11 +37,13 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import http_date
+from werkzeug.http import http_date, parse_etags
 
 log = logging.getLogger("api")
 
 DEFAULT_MODEL_DIR = "models"
+# Containers must listen on all interfaces; `make run` passes HOST=127.0.0.1.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104  # nosec B104
 # Prophet draws its intervals at random; a fixed seed makes every start give the same answers.
 FORECAST_SEED = 0
 DAY_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only
@@ -50,6 +53,11 @@ JSON = "application/json"
 CSV = "text/csv"
 FORECAST_CSV_HEADER = b"date,prediction,prediction_low,prediction_high\n"
 HISTORY_CSV_HEADER = b"date,close\n"
+# Forecasts change only when a model does (retrained every 6 hours): caches may reuse an answer
+# for an hour, then revalidate it cheaply with its ETag.
+CACHE_MAX_AGE = 3600
+# The API only answers GETs: no request needs a body, so a big one is refused unread.
+MAX_BODY_BYTES = 16 * 1024
 
 
 class ModelError(Exception):
@@ -290,6 +298,63 @@ def model_card(served: ServedModel) -> dict:
     return card
 
 
+# ---------------------------------------------------------------- caching
+
+
+@dataclass(frozen=True)
+class CacheValidators:
+    """The cache headers of every data answer, per media type, fixed for the life of the process."""
+
+    etags: dict[str, str]  # media type -> ETag value (unquoted)
+    headers: dict[str, list[tuple[str, str]]]  # media type -> headers of its 200 and 304 answers
+
+
+def cache_validators(models: dict[str, ServedModel]) -> CacheValidators:
+    """ETags that change whenever any served byte does (a retrained model, a new format), computed once."""
+    digest = hashlib.sha256()
+    for _, served in sorted(models.items()):
+        digest.update(compact_json(served.metadata))
+        for table in (served.answers, served.csv_rows, served.closes, served.close_rows):
+            digest.update(b"".join(table.values()))
+    version = digest.hexdigest()[:20]
+    newest = max(datetime.fromisoformat(served.metadata["trained_at"]) for served in models.values())
+    etags = {JSON: f"{version}-json", CSV: f"{version}-csv"}
+    headers = {
+        mimetype: [
+            ("Cache-Control", f"public, max-age={CACHE_MAX_AGE}"),
+            ("ETag", f'"{etag}"'),
+            ("Last-Modified", http_date(newest)),
+            ("Vary", "Accept"),  # JSON or CSV at the same URL
+        ]
+        for mimetype, etag in etags.items()
+    }
+    return CacheValidators(etags, headers)
+
+
+def cacheable(validators: CacheValidators):
+    """Decorate a view: its 200 answers get cache headers, or become an empty 304 for a current ETag."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def answer(*args, **kwargs):
+            response = view(*args, **kwargs)
+            response = current_app.make_response(response)  # a dict becomes Flask's JSON answer
+            if response.status_code != 200 or response.mimetype not in validators.headers:
+                return response
+            headers = validators.headers[response.mimetype]
+            if_none_match = request.environ.get("HTTP_IF_NONE_MATCH")
+            if if_none_match and parse_etags(if_none_match).contains_weak(
+                validators.etags[response.mimetype]
+            ):
+                return Response(status=304, headers=headers)
+            response.headers.extend(headers)
+            return response
+
+        return answer
+
+    return decorate
+
+
 # ---------------------------------------------------------------- OpenAPI models
 
 
@@ -349,10 +414,30 @@ class ForecastRange(BaseModel):
 CSV_CONTENT = {CSV: {"schema": {"type": "string"}}}
 
 
+def header_doc(description: str) -> dict:
+    return {"description": description, "required": True, "schema": {"type": "string"}}
+
+
+CACHE_HEADERS = {
+    "Cache-Control": header_doc(f"public, max-age={CACHE_MAX_AGE}: reuse for an hour, then revalidate."),
+    "ETag": header_doc("Changes whenever the models or their answers do; send it back in If-None-Match."),
+    "Last-Modified": header_doc("When the newest model was trained."),
+    "Vary": header_doc("Accept: JSON and CSV share a URL."),
+}
+NOT_MODIFIED = {
+    "description": "Not Modified: the ETag in If-None-Match is current; no body.",
+    "headers": {name: CACHE_HEADERS[name] for name in ("Cache-Control", "ETag", "Vary")},
+}
+
+
+def redirect_doc(description: str) -> dict:
+    return {"description": description, "headers": {"Location": header_doc("Where to go.")}}
+
+
 class ForecastAnswer(RootModel[Forecast | ForecastRange]):
     """One day (with 'date') or a range (with 'start' and 'end'); CSV on Accept: text/csv."""
 
-    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT})
+    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": CACHE_HEADERS})
 
 
 class Close(BaseModel):
@@ -363,7 +448,7 @@ class Close(BaseModel):
 class History(BaseModel):
     """Actual daily closes the model was trained on; CSV on Accept: text/csv."""
 
-    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT})
+    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": CACHE_HEADERS})
 
     asset: str
     symbol: str
@@ -384,6 +469,8 @@ class ServedRange(BaseModel):
 
 
 class ModelCard(BaseModel):
+    model_config = ConfigDict(openapi_extra={"headers": CACHE_HEADERS})
+
     asset: str = Field(description="The asset's name in URLs.")
     name: str
     symbol: str = Field(description="Alpaca's symbol, e.g. BTC/USD.")
@@ -401,6 +488,8 @@ class ModelCard(BaseModel):
 
 class ModelCards(RootModel[dict[str, ModelCard]]):
     """Every served model's card, keyed by asset."""
+
+    model_config = ConfigDict(openapi_extra={"headers": CACHE_HEADERS})
 
 
 class AssetHealth(BaseModel):
@@ -433,8 +522,12 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
         doc_ui=False,  # Swagger UI is mounted at /docs below, reading /openapi.json
         security_schemes={},  # public API; flask-openapi3 would otherwise emit an invalid null
     )
+    app.debug = False  # whatever FLASK_DEBUG says: debug pages would show code to anyone
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # a body that is read at all gets a 413 past this
     # Public, read-only data: any origin may call it, and "*" keeps responses cacheable (no Vary).
-    CORS(app, send_wildcard=True)
+    # Preflights name only the methods the API answers and may be reused for 2 hours (Chromium's cap).
+    CORS(app, send_wildcard=True, methods=["GET", "HEAD", "OPTIONS"], max_age=7200)
+    app.after_request(add_default_headers)
     app.extensions["served_models"] = models
     register_metrics(app, models)
     register_docs(app)
@@ -462,8 +555,9 @@ def asset_path_model(models: dict[str, ServedModel]) -> type[BaseModel]:
 
 def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> None:
     forecasts = Tag(name="forecasts", description="Forecasts and the data behind them")
-    answer_docs = {200: ForecastAnswer, 400: ErrorBody, 404: ErrorBody}
+    answer_docs = {200: ForecastAnswer, 304: NOT_MODIFIED, 400: ErrorBody, 404: ErrorBody}
     AssetPath = asset_path_model(models)  # a class, so named like one
+    cached = cacheable(cache_validators(models))
 
     def find(asset: str) -> ServedModel:
         served = models.get(asset)
@@ -487,6 +581,7 @@ def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> No
         "/forecast/<asset>", tags=[forecasts], summary="Forecast one day or a range", responses=answer_docs
     )
     @parses_own_query
+    @cached
     def forecast(asset: str, path: AssetPath = None, query: ForecastQuery = None):
         """The forecast close and its 80% interval for one day (`date`) or a range (`start`, `end`)."""
         return forecast_for(find(asset))
@@ -498,9 +593,10 @@ def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> No
             "/bitcoin",
             tags=[forecasts],
             summary="Forecast BTC/USD (alias of /forecast/btc)",
-            responses=answer_docs,
+            responses={code: doc for code, doc in answer_docs.items() if code != 404},  # no asset to miss
         )
         @parses_own_query
+        @cached
         def bitcoin(query: ForecastQuery = None):
             """Exactly /forecast/btc: the forecast close of BTC/USD for a UTC day, or a range."""
             return forecast_for(btc)
@@ -512,6 +608,7 @@ def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> No
         responses=answer_docs | {200: History},
     )
     @parses_own_query
+    @cached
     def history(asset: str, path: AssetPath = None, query: HistoryQuery = None):
         """The daily closes the model was trained on, from `start` to `end`."""
         served = find(asset)
@@ -522,7 +619,10 @@ def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> No
         days = requested_range(request.args, first, last, what="data")
         return range_response(served, days, "closes", served.closes, served.close_rows, HISTORY_CSV_HEADER)
 
-    @app.get("/models", tags=[forecasts], summary="Model cards", responses={200: ModelCards})
+    @app.get(
+        "/models", tags=[forecasts], summary="Model cards", responses={200: ModelCards, 304: NOT_MODIFIED}
+    )
+    @cached
     def model_cards():
         """Every model's card: training time, data source and span, versions, servable range, backtest."""
         return {key: model_card(served) for key, served in models.items()}
@@ -531,9 +631,10 @@ def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> No
         "/models/<asset>",
         tags=[forecasts],
         summary="One model card",
-        responses={200: ModelCard, 404: ErrorBody},
+        responses={200: ModelCard, 304: NOT_MODIFIED, 404: ErrorBody},
     )
     @parses_own_query
+    @cached
     def one_model_card(asset: str, path: AssetPath = None):
         """The card of one asset's model."""
         return model_card(find(asset))
@@ -563,7 +664,7 @@ def register_service_routes(app: OpenAPI, models: dict[str, ServedModel]) -> Non
         """Answers 200 once every model is loaded and its answers are precomputed."""
         return Response(health_body, mimetype=JSON)
 
-    @app.get("/", tags=[service], summary="Start page", responses={302: {"description": "Redirect to /docs"}})
+    @app.get("/", tags=[service], summary="Start page", responses={302: redirect_doc("Redirect to /docs")})
     def index():
         """Redirects to the interactive documentation."""
         return redirect("/docs", code=302)
@@ -588,7 +689,7 @@ def register_docs(app: OpenAPI) -> None:
         "/openapi.json",
         tags=[service],
         summary="OpenAPI document",
-        responses={200: {"description": "This document (OpenAPI 3.1, JSON)"}},
+        responses={200: {"description": "This document (OpenAPI 3.1, JSON)", "content": {JSON: {}}}},
     )
     def openapi_document():
         """This API described as OpenAPI 3.1."""
@@ -598,7 +699,7 @@ def register_docs(app: OpenAPI) -> None:
         "/docs",
         tags=[service],
         summary="Swagger UI",
-        responses={302: {"description": "Redirect to Swagger UI"}},
+        responses={302: redirect_doc("Redirect to Swagger UI")},
     )
     def docs():
         """Interactive documentation (Swagger UI, served locally)."""
@@ -652,11 +753,18 @@ def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> None:
         "/metrics",
         tags=[Tag(name="service")],
         summary="Prometheus metrics",
-        responses={200: {"description": "Prometheus text exposition format"}},
+        responses={200: {"description": "Prometheus text exposition format", "content": {"text/plain": {}}}},
     )
     def metrics():
         """Request counts and latency histograms by route and status, and each model's age."""
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def add_default_headers(response: Response) -> Response:
+    """Every answer: no MIME sniffing, and nothing cached unless the view says how (forecasts do)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def register_error_handlers(app: OpenAPI) -> None:
@@ -689,6 +797,16 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+# Waitress's limits for a GET-only API whose longest honest URL is under 100 bytes (README, "Limits").
+SERVER_LIMITS = {
+    "max_request_header_size": 16 * 1024,  # request line (with the URL) plus headers; past it: 431
+    "max_request_body_size": MAX_BODY_BYTES,  # past it: 413 before the body is read or the app runs
+    "connection_limit": 256,  # open connections at once; far below select()'s 1024 descriptors
+    "channel_timeout": 75,  # seconds an idle connection is kept: longer than proxies' usual 60 s
+    "expose_tracebacks": False,  # an error never shows code to the client
+}
+
+
 def main() -> int:
     from waitress import serve
 
@@ -698,13 +816,13 @@ def main() -> int:
     except ModelError as error:
         log.error("cannot start: %s", error)
         return 2
-    host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104  # nosec B104: containers must listen on all interfaces
+    host = os.environ.get("HOST", ALL_INTERFACES)
     port = int(os.environ.get("PORT", "8080"))
     threads = int(os.environ.get("THREADS", "8"))
     # SIGTERM (docker stop, Render deploys) ends the serve loop like Ctrl-C: sockets close cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     log.info("serving on http://%s:%d with %d threads", host, port, threads)
-    serve(app, host=host, port=port, threads=threads, ident="")
+    serve(app, host=host, port=port, threads=threads, ident="", **SERVER_LIMITS)
     log.info("stopped")
     return 0
 
