@@ -293,12 +293,12 @@ def model_card(served: ServedModel) -> dict:
 # ---------------------------------------------------------------- OpenAPI models
 
 
-def optional_day(description: str, example: str) -> Any:
+def optional_day(description: str, example: str | None = None) -> Any:
     """A documented optional day parameter: a plain date string, without pydantic's null default."""
 
     def shape(schema: dict) -> None:
         schema.pop("default", None)
-        schema.update(format="date", example=example)
+        schema.update(format="date", **({"example": example} if example else {}))
 
     return Field(None, description=description, json_schema_extra=shape)
 
@@ -308,10 +308,11 @@ class ForecastQuery(BaseModel):
     date: str = optional_day(
         "One UTC day to forecast, YYYY-MM-DD, within the model's servable range (see /models).", "2024-06-01"
     )
+    # No examples for start and end: Swagger UI fills examples in, and a date with a range is a 400.
     start: str = optional_day(
-        f"First day of a range (with 'end'; at most {MAX_RANGE_DAYS} days), YYYY-MM-DD.", "2024-06-01"
+        f"First day of a range (with 'end'; at most {MAX_RANGE_DAYS} days), YYYY-MM-DD, e.g. 2024-06-01."
     )
-    end: str = optional_day("Last day of a range (with 'start'), YYYY-MM-DD.", "2024-06-30")
+    end: str = optional_day("Last day of a range (with 'start'), YYYY-MM-DD, e.g. 2024-06-30.")
 
 
 class HistoryQuery(BaseModel):
@@ -583,6 +584,8 @@ def register_docs(app: OpenAPI) -> None:
     """Serve the OpenAPI document at /openapi.json and the bundled Swagger UI at /docs."""
     service = Tag(name="service")
     app.register_blueprint(SwaggerPlugin.register(doc_url="/openapi.json"), url_prefix="/docs")
+    # Swagger UI would otherwise send the document's URL to validator.swagger.io (on any host but localhost).
+    app.config["SWAGGER_CONFIG"] = {"validatorUrl": "none"}
 
     @app.get(
         "/openapi.json",
