@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from flask import Response, g, redirect, request
+from flask import Response, g, redirect, request, send_from_directory
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI, Tag
 from flask_openapi3_swagger.plugins import RegisterPlugin as SwaggerPlugin
@@ -50,6 +50,14 @@ JSON = "application/json"
 CSV = "text/csv"
 FORECAST_CSV_HEADER = b"date,prediction,prediction_low,prediction_high\n"
 HISTORY_CSV_HEADER = b"date,close\n"
+WEB_DIR = Path(__file__).resolve().parent / "web"  # the page at /; ships beside api.py
+# The page may talk to this API only: scripts, styles and requests from its own origin.
+# Plotly sets inline styles, hence 'unsafe-inline' for styles (never for scripts).
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+YEAR_SECONDS = 365 * 24 * 3600
 
 
 class ModelError(Exception):
@@ -441,6 +449,7 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     register_docs(app)
     register_forecast_routes(app, models)
     register_service_routes(app, models)
+    register_page(app)
     register_error_handlers(app)
     for served in models.values():
         log.info(
@@ -564,10 +573,32 @@ def register_service_routes(app: OpenAPI, models: dict[str, ServedModel]) -> Non
         """Answers 200 once every model is loaded and its answers are precomputed."""
         return Response(health_body, mimetype=JSON)
 
-    @app.get("/", tags=[service], summary="Start page", responses={302: {"description": "Redirect to /docs"}})
+
+def register_page(app: OpenAPI) -> None:
+    """The chart page at / and its files under /web/ (the folder web/ beside api.py)."""
+    if not (WEB_DIR / "index.html").is_file():
+        log.warning("%s/index.html not found: / will answer 404", WEB_DIR)
+    page_doc = {"description": "The page (HTML)", "content": {"text/html": {"schema": {"type": "string"}}}}
+
+    @app.get("/", tags=[Tag(name="service")], summary="Forecast chart page", responses={200: page_doc})
     def index():
-        """Redirects to the interactive documentation."""
-        return redirect("/docs", code=302)
+        """A page that charts each asset's history and forecast and answers a date (uses this API)."""
+        response = send_from_directory(WEB_DIR, "index.html")  # no-cache: revalidated by ETag
+        response.headers["Content-Security-Policy"] = PAGE_CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    # Flask's own route, so not in the OpenAPI document: the page's files are not part of the API.
+    @app.route("/web/<path:filename>", methods=["GET"])
+    def web_file(filename: str):
+        response = send_from_directory(WEB_DIR, filename)
+        if filename.startswith("vendor/"):  # vendored files carry their version in their names
+            response.cache_control.no_cache = None
+            response.cache_control.public = True
+            response.cache_control.max_age = YEAR_SECONDS
+            response.cache_control.immutable = True
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 def parses_own_query(view):

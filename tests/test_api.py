@@ -190,8 +190,7 @@ def test_openapi_document_is_valid_and_complete(client):
     assert "422" not in json.dumps(spec["paths"])
 
 
-def test_root_and_docs_lead_to_swagger_ui(client):
-    assert client.get("/").headers["Location"] == "/docs"
+def test_docs_lead_to_swagger_ui(client):
     assert client.get("/docs").headers["Location"] == "/docs/swagger"
     page = client.get("/docs/swagger")
     assert page.status_code == 200
