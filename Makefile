@@ -8,7 +8,7 @@ SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test lint format clean
+.PHONY: run train serve test format bench clean
 
 TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR)
 SERVE := MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
@@ -31,6 +31,11 @@ test: $(VENV)/.dev-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+
+## bench: /bitcoin against a Flask hello world and the naive per-request predict (needs wrk)
+bench: $(VENV)/.run-deps
+	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
+	$(PY) bench/bench.py
 
 format: $(VENV)/.dev-deps
 	$(PY) -m ruff check --fix .

@@ -445,12 +445,13 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     # Public, read-only data: any origin may call it, and "*" keeps responses cacheable (no Vary).
     CORS(app, send_wildcard=True)
     app.extensions["served_models"] = models
-    register_metrics(app, models)
+    metrics = register_metrics(app, models)
     register_docs(app)
     register_forecast_routes(app, models)
     register_service_routes(app, models)
     register_page(app)
     register_error_handlers(app)
+    app.wsgi_app = PrecomputedAnswers(app, models, metrics)
     for served in models.values():
         log.info(
             "%s model ready: %d answers, %s to %s",
@@ -648,7 +649,13 @@ def documented_spec(app: OpenAPI) -> dict:
     return spec
 
 
-def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> None:
+@dataclass(frozen=True)
+class Metrics:
+    requests_total: Counter
+    latency: Histogram
+
+
+def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> Metrics:
     """Prometheus metrics at /metrics: requests and latency by route and status, model age."""
     registry = CollectorRegistry()
     requests_total = Counter(
@@ -691,6 +698,65 @@ def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> None:
     def metrics():
         """Request counts and latency histograms by route and status, and each model's age."""
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+    return Metrics(requests_total, latency)
+
+
+class PrecomputedAnswers:
+    """WSGI middleware: answers plain one-day forecasts before Flask, from precomputed responses.
+
+    It takes only GET /bitcoin?date=D and GET /forecast/<asset>?date=D with a servable D and
+    no content negotiation or conditional headers; everything else, errors included, goes to
+    Flask. Each route's status and headers are captured from the app's own answer at startup,
+    so both paths answer byte for byte alike, and metrics count both.
+    """
+
+    PLAIN_ACCEPT = (None, "*/*", JSON)
+
+    def __init__(self, app: OpenAPI, models: dict[str, ServedModel], metrics: Metrics):
+        self.flask = app.wsgi_app
+        self.routes = {f"/forecast/{key}": served for key, served in models.items()}
+        if "btc" in models:
+            self.routes["/bitcoin"] = models["btc"]
+        rules = {path: "/bitcoin" if path == "/bitcoin" else "/forecast/<asset>" for path in self.routes}
+        self.headers = {
+            path: self.captured_headers(app, f"{path}?date={served.first_day}", rules[path], metrics)
+            for path, served in self.routes.items()
+        }
+        self.counted = {path: metrics.requests_total.labels(rules[path], "GET", 200) for path in self.routes}
+        self.timed = {path: metrics.latency.labels(rules[path], "GET") for path in self.routes}
+
+    @staticmethod
+    def captured_headers(app: OpenAPI, url: str, rule: str, metrics: Metrics) -> list:
+        """The headers Flask sends with its 200 answer to `url`, but Content-Length."""
+        response = app.test_client().get(url)
+        if response.status_code != 200:
+            raise ModelError(f"{url} did not answer at startup: {response.get_data(as_text=True)}")
+        # The capture is not traffic: forget its samples.
+        metrics.requests_total.remove(rule, "GET", "200")
+        metrics.latency.remove(rule, "GET")
+        return [(name, value) for name, value in response.headers.items() if name != "Content-Length"]
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        path = environ.get("PATH_INFO")
+        served = self.routes.get(path)
+        query = environ.get("QUERY_STRING", "")
+        if (
+            served is not None
+            and environ["REQUEST_METHOD"] == "GET"
+            and query.startswith("date=")
+            and environ.get("HTTP_ACCEPT") in self.PLAIN_ACCEPT
+            and "HTTP_IF_NONE_MATCH" not in environ
+            and "HTTP_IF_MODIFIED_SINCE" not in environ
+        ):
+            body = served.answers.get(query[5:])  # a miss (bad or unknown day, more parameters) goes to Flask
+            if body is not None:
+                start_response("200 OK", [*self.headers[path], ("Content-Length", str(len(body)))])
+                self.counted[path].inc()
+                self.timed[path].observe(time.perf_counter() - started)
+                return [body]
+        return self.flask(environ, start_response)
 
 
 def register_error_handlers(app: OpenAPI) -> None:
@@ -735,6 +801,8 @@ def main() -> int:
     host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104  # nosec B104: containers must listen on all interfaces
     port = int(os.environ.get("PORT", "8080"))
     threads = int(os.environ.get("THREADS", "8"))
+    # Waitress warns "Task queue depth" on every backlog: under load that is a log flood, not news.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     # SIGTERM (docker stop, Render deploys) ends the serve loop like Ctrl-C: sockets close cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     log.info("serving on http://%s:%d with %d threads", host, port, threads)
