@@ -234,8 +234,9 @@ def test_zooming_in_fits_the_price_axis_to_what_is_shown(session):
     page.mouse.move(plot["x"] + plot["width"] * 0.45, middle + 2, steps=5)
     page.mouse.up()
     page.wait_for_selector('.window button[aria-pressed="true"]', state="detached")
-    axes = "() => { const l = document.getElementById('chart').layout; return [l.xaxis.range, l.yaxis.range]; }"
-    (x0, x1), (y0, y1) = page.evaluate(axes)
+    (x0, x1), (y0, y1) = page.evaluate(
+        "() => ['xaxis', 'yaxis'].map(axis => document.getElementById('chart').layout[axis].range)"
+    )
     start, end = x0[:10], x1[:10]
     assert "2017-01-01" < start < end < "2022-01-01", (start, end)
     drawn = drawn_traces(session)
