@@ -8,7 +8,7 @@ SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test lint format clean
+.PHONY: run train serve test format bench clean
 
 TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR)
 SERVE := MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
@@ -34,6 +34,11 @@ test: $(VENV)/.dev-deps
 	@# Tests and benchmarks assert (B101) and start our own programs (B404, B603, B607).
 	$(PY) -m bandit -q -r tests $(wildcard bench) -s B101,B404,B603,B607
 	$(PY) -m pytest
+
+## bench: /bitcoin against a Flask hello world and the naive per-request predict (needs wrk)
+bench: $(VENV)/.run-deps
+	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
+	$(PY) bench/bench.py
 
 format: $(VENV)/.dev-deps
 	$(PY) -m ruff check --fix .

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from flask import Response, current_app, g, redirect, request
+from flask import Response, current_app, g, redirect, request, send_from_directory
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI, Tag
 from flask_openapi3_swagger.plugins import RegisterPlugin as SwaggerPlugin
@@ -58,6 +58,14 @@ HISTORY_CSV_HEADER = b"date,close\n"
 CACHE_MAX_AGE = 3600
 # The API only answers GETs: no request needs a body, so a big one is refused unread.
 MAX_BODY_BYTES = 16 * 1024
+WEB_DIR = Path(__file__).resolve().parent / "web"  # the page at /; ships beside api.py
+# The page may talk to this API only: scripts, styles and requests from its own origin.
+# Plotly sets inline styles, hence 'unsafe-inline' for styles (never for scripts).
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+YEAR_SECONDS = 365 * 24 * 3600
 
 
 class ModelError(Exception):
@@ -358,12 +366,12 @@ def cacheable(validators: CacheValidators):
 # ---------------------------------------------------------------- OpenAPI models
 
 
-def optional_day(description: str, example: str) -> Any:
+def optional_day(description: str, example: str | None = None) -> Any:
     """A documented optional day parameter: a plain date string, without pydantic's null default."""
 
     def shape(schema: dict) -> None:
         schema.pop("default", None)
-        schema.update(format="date", example=example)
+        schema.update(format="date", **({"example": example} if example else {}))
 
     return Field(None, description=description, json_schema_extra=shape)
 
@@ -373,10 +381,11 @@ class ForecastQuery(BaseModel):
     date: str = optional_day(
         "One UTC day to forecast, YYYY-MM-DD, within the model's servable range (see /models).", "2024-06-01"
     )
+    # No examples for start and end: Swagger UI fills examples in, and a date with a range is a 400.
     start: str = optional_day(
-        f"First day of a range (with 'end'; at most {MAX_RANGE_DAYS} days), YYYY-MM-DD.", "2024-06-01"
+        f"First day of a range (with 'end'; at most {MAX_RANGE_DAYS} days), YYYY-MM-DD, e.g. 2024-06-01."
     )
-    end: str = optional_day("Last day of a range (with 'start'), YYYY-MM-DD.", "2024-06-30")
+    end: str = optional_day("Last day of a range (with 'start'), YYYY-MM-DD, e.g. 2024-06-30.")
 
 
 class HistoryQuery(BaseModel):
@@ -529,11 +538,13 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     CORS(app, send_wildcard=True, methods=["GET", "HEAD", "OPTIONS"], max_age=7200)
     app.after_request(add_default_headers)
     app.extensions["served_models"] = models
-    register_metrics(app, models)
+    metrics = register_metrics(app, models)
     register_docs(app)
     register_forecast_routes(app, models)
     register_service_routes(app, models)
+    register_page(app)
     register_error_handlers(app)
+    app.wsgi_app = PrecomputedAnswers(app, models, metrics)
     for served in models.values():
         log.info(
             "%s model ready: %d answers, %s to %s",
@@ -664,10 +675,32 @@ def register_service_routes(app: OpenAPI, models: dict[str, ServedModel]) -> Non
         """Answers 200 once every model is loaded and its answers are precomputed."""
         return Response(health_body, mimetype=JSON)
 
-    @app.get("/", tags=[service], summary="Start page", responses={302: redirect_doc("Redirect to /docs")})
+
+def register_page(app: OpenAPI) -> None:
+    """The chart page at / and its files under /web/ (the folder web/ beside api.py)."""
+    if not (WEB_DIR / "index.html").is_file():
+        log.warning("%s/index.html not found: / will answer 404", WEB_DIR)
+    page_doc = {"description": "The page (HTML)", "content": {"text/html": {"schema": {"type": "string"}}}}
+
+    @app.get("/", tags=[Tag(name="service")], summary="Forecast chart page", responses={200: page_doc})
     def index():
-        """Redirects to the interactive documentation."""
-        return redirect("/docs", code=302)
+        """A page that charts each asset's history and forecast and answers a date (uses this API)."""
+        response = send_from_directory(WEB_DIR, "index.html")  # no-cache: revalidated by ETag
+        response.headers["Content-Security-Policy"] = PAGE_CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    # Flask's own route, so not in the OpenAPI document: the page's files are not part of the API.
+    @app.route("/web/<path:filename>", methods=["GET"])
+    def web_file(filename: str):
+        response = send_from_directory(WEB_DIR, filename)
+        if filename.startswith("vendor/"):  # vendored files carry their version in their names
+            response.cache_control.no_cache = None
+            response.cache_control.public = True
+            response.cache_control.max_age = YEAR_SECONDS
+            response.cache_control.immutable = True
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 def parses_own_query(view):
@@ -684,6 +717,8 @@ def register_docs(app: OpenAPI) -> None:
     """Serve the OpenAPI document at /openapi.json and the bundled Swagger UI at /docs."""
     service = Tag(name="service")
     app.register_blueprint(SwaggerPlugin.register(doc_url="/openapi.json"), url_prefix="/docs")
+    # Swagger UI would otherwise send the document's URL to validator.swagger.io (on any host but localhost).
+    app.config["SWAGGER_CONFIG"] = {"validatorUrl": "none"}
 
     @app.get(
         "/openapi.json",
@@ -715,7 +750,13 @@ def documented_spec(app: OpenAPI) -> dict:
     return spec
 
 
-def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> None:
+@dataclass(frozen=True)
+class Metrics:
+    requests_total: Counter
+    latency: Histogram
+
+
+def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> Metrics:
     """Prometheus metrics at /metrics: requests and latency by route and status, model age."""
     registry = CollectorRegistry()
     requests_total = Counter(
@@ -758,6 +799,65 @@ def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> None:
     def metrics():
         """Request counts and latency histograms by route and status, and each model's age."""
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+    return Metrics(requests_total, latency)
+
+
+class PrecomputedAnswers:
+    """WSGI middleware: answers plain one-day forecasts before Flask, from precomputed responses.
+
+    It takes only GET /bitcoin?date=D and GET /forecast/<asset>?date=D with a servable D and
+    no content negotiation or conditional headers; everything else, errors included, goes to
+    Flask. Each route's status and headers are captured from the app's own answer at startup,
+    so both paths answer byte for byte alike, and metrics count both.
+    """
+
+    PLAIN_ACCEPT = (None, "*/*", JSON)
+
+    def __init__(self, app: OpenAPI, models: dict[str, ServedModel], metrics: Metrics):
+        self.flask = app.wsgi_app
+        self.routes = {f"/forecast/{key}": served for key, served in models.items()}
+        if "btc" in models:
+            self.routes["/bitcoin"] = models["btc"]
+        rules = {path: "/bitcoin" if path == "/bitcoin" else "/forecast/<asset>" for path in self.routes}
+        self.headers = {
+            path: self.captured_headers(app, f"{path}?date={served.first_day}", rules[path], metrics)
+            for path, served in self.routes.items()
+        }
+        self.counted = {path: metrics.requests_total.labels(rules[path], "GET", 200) for path in self.routes}
+        self.timed = {path: metrics.latency.labels(rules[path], "GET") for path in self.routes}
+
+    @staticmethod
+    def captured_headers(app: OpenAPI, url: str, rule: str, metrics: Metrics) -> list:
+        """The headers Flask sends with its 200 answer to `url`, but Content-Length."""
+        response = app.test_client().get(url)
+        if response.status_code != 200:
+            raise ModelError(f"{url} did not answer at startup: {response.get_data(as_text=True)}")
+        # The capture is not traffic: forget its samples.
+        metrics.requests_total.remove(rule, "GET", "200")
+        metrics.latency.remove(rule, "GET")
+        return [(name, value) for name, value in response.headers.items() if name != "Content-Length"]
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        path = environ.get("PATH_INFO")
+        served = self.routes.get(path)
+        query = environ.get("QUERY_STRING", "")
+        if (
+            served is not None
+            and environ["REQUEST_METHOD"] == "GET"
+            and query.startswith("date=")
+            and environ.get("HTTP_ACCEPT") in self.PLAIN_ACCEPT
+            and "HTTP_IF_NONE_MATCH" not in environ
+            and "HTTP_IF_MODIFIED_SINCE" not in environ
+        ):
+            body = served.answers.get(query[5:])  # a miss (bad or unknown day, more parameters) goes to Flask
+            if body is not None:
+                start_response("200 OK", [*self.headers[path], ("Content-Length", str(len(body)))])
+                self.counted[path].inc()
+                self.timed[path].observe(time.perf_counter() - started)
+                return [body]
+        return self.flask(environ, start_response)
 
 
 def add_default_headers(response: Response) -> Response:
@@ -819,6 +919,8 @@ def main() -> int:
     host = os.environ.get("HOST", ALL_INTERFACES)
     port = int(os.environ.get("PORT", "8080"))
     threads = int(os.environ.get("THREADS", "8"))
+    # Waitress warns "Task queue depth" on every backlog: under load that is a log flood, not news.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     # SIGTERM (docker stop, Render deploys) ends the serve loop like Ctrl-C: sockets close cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     log.info("serving on http://%s:%d with %d threads", host, port, threads)

@@ -182,16 +182,17 @@ def test_openapi_document_is_valid_and_complete(client):
     assert parameters == {"asset": ("path", True), "date": ("query", False), "start": ("query", False),
                           "end": ("query", False)}  # fmt: skip
     assert forecast["parameters"][0]["schema"]["enum"] == ["btc", "eth"]
-    assert set(forecast["responses"]) == {"200", "400", "404"}
+    assert set(forecast["responses"]) == {"200", "304", "400", "404"}
     assert set(forecast["responses"]["200"]["content"]) == {"application/json", "text/csv"}
-    assert spec["paths"]["/bitcoin"]["get"]["responses"] == forecast["responses"]
+    assert set(forecast["responses"]["200"]["headers"]) == {"Cache-Control", "ETag", "Last-Modified", "Vary"}
+    bitcoin = spec["paths"]["/bitcoin"]["get"]["responses"]
+    assert bitcoin == {code: doc for code, doc in forecast["responses"].items() if code != "404"}  # no asset
     schemas = spec["components"]["schemas"]
     assert set(schemas["Forecast"]["required"]) == set(FORECAST_KEYS)
     assert "422" not in json.dumps(spec["paths"])
 
 
-def test_root_and_docs_lead_to_swagger_ui(client):
-    assert client.get("/").headers["Location"] == "/docs"
+def test_docs_lead_to_swagger_ui(client):
     assert client.get("/docs").headers["Location"] == "/docs/swagger"
     page = client.get("/docs/swagger")
     assert page.status_code == 200

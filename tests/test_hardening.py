@@ -42,11 +42,11 @@ def test_debug_mode_stays_off_whatever_the_environment_says(model_dir, monkeypat
     app = api.create_app(model_dir)
     assert app.debug is False
 
-    def explode():
+    def explode(served):
         raise RuntimeError("secret internals")
 
-    app.add_url_rule("/explode", view_func=explode)
-    response = app.test_client().get("/explode")
+    monkeypatch.setattr(api, "model_card", explode)  # a bug in a view
+    response = app.test_client().get("/models/btc")
     assert response.status_code == 500
     assert response.get_json() == {"error": "internal error; the request was not understood"}
     assert b"secret internals" not in response.data and b"Traceback" not in response.data
@@ -71,6 +71,16 @@ def test_forecasts_are_cacheable_with_validators(client, served):
     ):
         assert client.get(path).headers["ETag"] == etag  # one version for everything the models serve
     assert client.get("/models").headers["ETag"] == etag
+
+
+def test_over_http_the_fast_path_sends_the_same_headers(live_server, client):
+    fast = requests.get(live_server.url + FORECAST, timeout=10)  # answered before Flask
+    for name in ("X-Content-Type-Options", "Cache-Control", "ETag", "Last-Modified", "Vary"):
+        assert fast.headers[name] == client.get(FORECAST).headers[name], name
+    again = requests.get(
+        live_server.url + FORECAST, headers={"If-None-Match": fast.headers["ETag"]}, timeout=10
+    )
+    assert (again.status_code, again.content) == (304, b"")
 
 
 @pytest.mark.parametrize("if_none_match", ["{etag}", "W/{etag}", '"other", {etag}', "*"])
