@@ -8,7 +8,7 @@ SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test format bench clean
+.PHONY: run train serve test format bench soak fuzz clean
 
 TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR)
 SERVE := MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
@@ -39,6 +39,15 @@ test: $(VENV)/.dev-deps
 bench: $(VENV)/.run-deps
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(PY) bench/bench.py
+
+## soak: 60 s at 64 connections on every kind of valid read: errors, RSS, recovery (needs wrk)
+soak: $(VENV)/.run-deps
+	@command -v wrk >/dev/null || { echo "soak needs wrk: apt-get install wrk"; exit 1; }
+	$(PY) bench/soak.py
+
+## fuzz: schemathesis against the server on $(HOST):$(PORT) (start it with make serve), random seed
+fuzz: $(VENV)/.dev-deps
+	$(PY) -m schemathesis.cli run http://$(HOST):$(PORT)/openapi.json --max-examples 1000
 
 format: $(VENV)/.dev-deps
 	$(PY) -m ruff check --fix .
