@@ -34,3 +34,14 @@ def test_train_and_api_pin_shared_packages_identically():
 
 def test_the_api_does_not_need_training_packages():
     assert "alpaca-py" not in pins("requirements-api.txt")
+
+
+def test_dev_tools_pin_shared_packages_like_the_runtime():
+    # make test installs all three files into one environment: a disagreement would be resolved
+    # by whichever file pip reads last, and the tests would run on versions nothing else uses.
+    dev = pins("requirements-dev.txt")
+    for name in ("requirements-train.txt", "requirements-api.txt"):
+        runtime = pins(name)
+        assert {
+            pkg: (dev[pkg], runtime[pkg]) for pkg in set(dev) & set(runtime) if dev[pkg] != runtime[pkg]
+        } == {}
