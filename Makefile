@@ -8,7 +8,7 @@ SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test lint format clean
+.PHONY: run train serve test container-test lint format clean
 
 ## run: train when no model exists (Alpaca, or the bundled snapshot when unreachable), then serve
 run: $(VENV)/.run-deps $(MODEL_PATH) serve
@@ -29,6 +29,11 @@ test: $(VENV)/.dev-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+
+## container-test: build the image (snapshot data), run it read-only as non-root, check it, print sizes
+## and timings. Docker or podman, whichever works; CONTAINER=podman to choose.
+container-test:
+	$(PYTHON) scripts/container_test.py $(if $(CONTAINER),--engine $(CONTAINER))
 
 format: $(VENV)/.dev-deps
 	$(PY) -m ruff check --fix .
