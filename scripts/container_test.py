@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Build the image, run it as production does, and check it from the outside (`make container-test`).
+"""Build the image, run it locked down, and check it from the outside (`make container-test`).
 
 Steps: build the multi-stage Dockerfile (snapshot data by default, so no network is needed beyond
-the package registries), build scripts/single-stage.Dockerfile for the size comparison, start the
-image read-only and as its non-root user on a free 127.0.0.1 port, check /health, a real /bitcoin
-answer, bad requests, the image's own HEALTHCHECK, what the image holds and what it must not hold,
-and a clean stop on SIGTERM. Then print sizes and timings, and one closing line
-"container-test: N passed, N failed". Exit status 1 when any check failed.
+the package registries), check what the image holds and what it must not hold, start it with a
+read-only root filesystem, no capabilities and its non-root user on a free 127.0.0.1 port, check
+/health, a real /bitcoin answer, bad requests, the image's own HEALTHCHECK and labels, and a clean
+stop on SIGTERM; then build scripts/single-stage.Dockerfile for the size comparison. Last, sizes
+and timings, and one closing line "container-test: N passed, N failed". Exit status 1 when any
+check failed.
 
 Works with docker or podman (whichever works; CONTAINER=podman or --engine to choose).
 Standard library only: it runs before, and apart from, the project's virtual environment.
@@ -35,7 +36,8 @@ ARTIFACTS = ROOT / "test-artifacts"
 IMAGE = "crypto-predict:container-test"
 SINGLE_STAGE_IMAGE = "crypto-predict:single-stage"
 SINGLE_STAGE_DOCKERFILE = ROOT / "scripts" / "single-stage.Dockerfile"
-CONTAINER_NAME = "crypto-predict-container-test"
+# Unique per run: two runs on one machine (shared podman storage) must never touch each other's container.
+CONTAINER_NAME = f"crypto-predict-test-{os.getpid()}"
 CONTAINER_PORT = 8080
 BUILD_TIMEOUT = 3600  # seconds; a cold build downloads every wheel
 COMMAND_TIMEOUT = 120
@@ -118,7 +120,8 @@ class Engine:
 
     def build_flags(self) -> list[str]:
         if self.name == "podman":
-            # Podman writes OCI images by default, and OCI images drop HEALTHCHECK.
+            # Podman writes OCI images by default, and OCI images drop HEALTHCHECK. The host's
+            # network is how ../shared/tools/container-env.sh (machines without Docker) builds.
             return ["--format", "docker", "--network", "host"]
         return []
 
@@ -269,12 +272,17 @@ def container_logs(engine: Engine) -> str:
 
 
 def get(url: str) -> tuple[int, dict]:
-    """GET a URL on 127.0.0.1; the status and the JSON body (4xx included)."""
+    """GET a URL on 127.0.0.1; the status and the JSON object it answered ({} for anything else)."""
     try:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # http://127.0.0.1 only
-            return response.status, json.load(response)
+            status, body = response.status, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
+        status, body = error.code, error.read()
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return status, {}
+    return status, parsed if isinstance(parsed, dict) else {}
 
 
 def wait_until_healthy(engine: Engine, base_url: str) -> float | None:
@@ -284,7 +292,7 @@ def wait_until_healthy(engine: Engine, base_url: str) -> float | None:
         try:
             if get(f"{base_url}/health")[0] == 200:
                 return time.monotonic()
-        except (OSError, ValueError):
+        except OSError:
             pass  # not listening yet, or the connection was reset while it starts
         if not is_running(engine):
             return None
@@ -424,7 +432,6 @@ def exercise_container(
     """Run the image and check it from outside and inside; always removes the container."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    remove_container(engine)  # a leftover of an interrupted run would block the name
     started = time.monotonic()
     start = start_container(engine, image, port)
     try:
