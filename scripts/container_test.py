@@ -364,9 +364,8 @@ def check_locked_down(results: Results, engine: Engine, config: dict) -> None:
     results.check(
         "runs as a non-root user", uid.isdigit() and uid != "0", f"uid {uid}, USER {config.get('User')!r}"
     )
-    write = run(
-        [engine.name, "exec", CONTAINER_NAME, "python", "-c", "open('/app/probe', 'w')"],
-    )
+    # /var/tmp is writable by every user on a normal root filesystem: only --read-only stops this.
+    write = run([engine.name, "exec", CONTAINER_NAME, "python", "-c", "open('/var/tmp/probe', 'w')"])
     results.check(
         "root filesystem is read-only",
         write.returncode != 0 and "Read-only file system" in write.stderr,
