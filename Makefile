@@ -8,7 +8,7 @@ SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test format bench clean
+.PHONY: run train serve test container-test format bench clean
 
 TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR)
 SERVE := MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
@@ -36,6 +36,11 @@ test: $(VENV)/.dev-deps
 bench: $(VENV)/.run-deps
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(PY) bench/bench.py
+
+## container-test: build the image (snapshot data), run it read-only as non-root, check it, print sizes
+## and timings. Docker or podman, whichever works; CONTAINER=podman to choose.
+container-test:
+	$(PYTHON) scripts/container_test.py $(if $(CONTAINER),--engine $(CONTAINER))
 
 format: $(VENV)/.dev-deps
 	$(PY) -m ruff check --fix .
