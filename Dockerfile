@@ -39,9 +39,12 @@ RUN echo "training for the build of ${BUILD_TIME}" \
 FROM base AS api-deps
 COPY requirements-api.txt /tmp/
 # pip runs from the base image and installs into a venv created without pip, so the final image
-# carries no installer and no wheel cache.
+# carries no installer and no wheel cache. The API only predicts, so prophet's Stan toolchain (it
+# fits models) and the libraries' own test suites are never used there: about 100 MB less.
 RUN python -m venv --without-pip /opt/venv \
-    && pip --python /opt/venv/bin/python install --no-cache-dir -r /tmp/requirements-api.txt
+    && pip --python /opt/venv/bin/python install --no-cache-dir -r /tmp/requirements-api.txt \
+    && rm -rf /opt/venv/lib/python3.11/site-packages/prophet/stan_model \
+    && find /opt/venv -depth -type d -name tests -exec rm -rf {} +
 
 
 FROM base AS final
