@@ -1,7 +1,8 @@
 """The page at / and Swagger UI in a real headless Chromium, against `python api.py` under Waitress.
 
-Needs Debian's chromium at /usr/bin/chromium (`apt-get install chromium`); without it these tests
-are skipped with the reason, except in CI (CI set), where they must run and so fail instead.
+Needs Debian's chromium at /usr/bin/chromium (`apt-get install chromium`), or another Chromium-based
+browser named by $CHROMIUM; without one these tests are skipped with the reason, except in CI (CI
+set), where they must run and so fail instead.
 Screenshots go to test-artifacts/.
 """
 
@@ -23,7 +24,7 @@ import requests
 import api
 from tests.conftest import ROOT
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))  # GitHub's runners have google-chrome
 # The browser knows the server by a name that is not localhost, as when deployed (Swagger UI, for
 # one, behaves differently on localhost); only the browser resolves it, to the loopback server.
 HOST_NAME = "crypto-predict.test"
