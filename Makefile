@@ -8,7 +8,7 @@ SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test report lint format clean
+.PHONY: run train serve test report container-test format bench soak fuzz clean
 
 TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR)
 SERVE := MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
@@ -26,15 +26,38 @@ train: $(VENV)/.run-deps
 serve: $(VENV)/.run-deps
 	$(SERVE)
 
-## test: lint, then the whole test suite
+## test: lint, security checks (bandit), then the whole test suite
 test: $(VENV)/.dev-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m bandit -q -r . -x ./.venv,./models,./tests,./bench,./scripts
+	@# Tests, benchmarks and delivery scripts assert (B101, tests) and run programs by name with
+	@# fixed arguments (B404, B603, B607): our own, git, wrk and the container engine.
+	$(PY) -m bandit -q -r tests $(wildcard bench scripts) -s B101,B404,B603,B607
 	$(PY) -m pytest
 
 ## report: backtest every candidate on the bundled snapshots; writes reports/backtest.md and its plots
 report: $(VENV)/.run-deps
 	$(PY) backtest.py --report
+
+## bench: /bitcoin against a Flask hello world and the naive per-request predict (needs wrk)
+bench: $(VENV)/.run-deps
+	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
+	$(PY) bench/bench.py
+
+## soak: 60 s at 64 connections on every kind of valid read: errors, RSS, recovery (needs wrk)
+soak: $(VENV)/.run-deps
+	@command -v wrk >/dev/null || { echo "soak needs wrk: apt-get install wrk"; exit 1; }
+	$(PY) bench/soak.py
+
+## fuzz: schemathesis against the server on $(HOST):$(PORT) (start it with make serve), random seed
+fuzz: $(VENV)/.dev-deps
+	$(PY) -m schemathesis.cli run http://$(HOST):$(PORT)/openapi.json --max-examples 1000
+
+## container-test: build the image (snapshot data), run it read-only as non-root, check it, print sizes
+## and timings. Docker or podman, whichever works; CONTAINER=podman to choose.
+container-test:
+	$(PYTHON) scripts/container_test.py $(if $(CONTAINER),--engine $(CONTAINER))
 
 format: $(VENV)/.dev-deps
 	$(PY) -m ruff check --fix .

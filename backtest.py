@@ -81,8 +81,8 @@ class Config:
 # Searched by train.py, in order of preference (see choose). All model log price with weekly
 # seasonality only (a yearly cycle fitted on a few years of crypto prices is noise that hurts
 # every horizon: see "trend-yearly" in reports/backtest.md), anchored to the last close, with
-# the calibrated interval. "held-trend" forecasts the last close plus the weekly pattern, and its
-# trend, fitted on all the history with changepoints up to its last weeks, describes the past.
+# the calibrated interval. "held-trend" forecasts the last close plus the weekly pattern; its
+# trend, fitted on all the history with changepoints in all but its last 5%, describes the past.
 CANDIDATES = (
     Config("held-trend", window_days=None, changepoint_range=0.95, hold_trend=True),
     Config("trend"),
@@ -93,7 +93,14 @@ DEFAULT_CONFIG = CANDIDATES[0]
 # Shown in the report beside the candidates, never served: what the choices above improve on.
 REFERENCES = (
     # The original model: Prophet's defaults on the whole price history, with its own interval.
-    Config("prophet-defaults", False, None, yearly_seasonality=True, anchor=False, calibrate=False),
+    Config(
+        "prophet-defaults",
+        log_target=False,
+        window_days=None,
+        yearly_seasonality=True,
+        anchor=False,
+        calibrate=False,
+    ),
     Config("trend-own-interval", calibrate=False),
     Config("trend-yearly", yearly_seasonality=True, window_days=1095),
 )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
-import selectors
 import shutil
 import signal
 import subprocess
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import api
-from tests.fake_alpaca import FakeAlpaca, all_redated_bars, start_fake_alpaca
+from tests.fake_alpaca import FakeAlpaca, all_redated_bars, start_fake_alpaca, stop_fake_alpaca
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +83,8 @@ def served(app) -> api.ServedModel:
 class LiveServer:
     process: subprocess.Popen
     url: str
-    log: list[str]
+    log: list[str]  # every line of output so far
+    reader: threading.Thread  # ends once the process has exited and its output is all in `log`
 
 
 def start_api(model_dir: Path, extra_env: dict | None = None) -> LiveServer:
@@ -97,22 +98,30 @@ def start_api(model_dir: Path, extra_env: dict | None = None) -> LiveServer:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    # One thread reads every line for the server's whole life (a full pipe would block it);
+    # the queue hands them over as they come, with a deadline and no polling.
     lines: list[str] = []
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
+    arrived: queue.Queue[str | None] = queue.Queue()
+
+    def read_output():
+        for line in process.stdout:
+            lines.append(line)
+            arrived.put(line)
+        arrived.put(None)  # the process closed its output: it has exited
+
+    reader = threading.Thread(target=read_output, daemon=True)
+    reader.start()
     deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if not selector.select(timeout=deadline - time.monotonic()):
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            line = arrived.get(timeout=remaining)
+        except queue.Empty:
             break
-        line = process.stdout.readline()
-        if not line:  # the process exited
+        if line is None:
             break
-        lines.append(line)
         listening = re.search(r"Serving on (http://\S+)", line)
         if listening:
-            # Keep reading its output, so a full pipe never blocks the server.
-            threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
-            return LiveServer(process, listening.group(1), lines)
+            return LiveServer(process, listening.group(1), lines, reader)
     stop_process(process)
     raise AssertionError("api.py did not start:\n" + "".join(lines))
 
@@ -142,5 +151,4 @@ def fake_alpaca():
     state = FakeAlpaca(all_redated_bars())
     server = start_fake_alpaca(state)
     yield server
-    server.shutdown()
-    server.server_close()
+    stop_fake_alpaca(server)

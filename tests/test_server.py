@@ -51,4 +51,5 @@ def test_sigterm_stops_the_server_cleanly(model_dir):
     server = start_api(model_dir)
     assert requests.get(f"{server.url}/health", timeout=10).status_code == 200
     assert stop_process(server.process) == 0
+    server.reader.join(timeout=10)
     assert any("stopped" in line for line in server.log)

@@ -72,7 +72,8 @@ def test_trains_every_asset_from_alpaca_through_the_sdk(fake_alpaca, tmp_path):
 
 def test_follows_pagination_and_sends_keys_when_set(fake_alpaca, tmp_path):
     fake_alpaca.state.page_size = 200
-    keys = {"ALPACA_API_KEY": "key-id", "ALPACA_SECRET_KEY": "secret"}
+    secret = "fake-secret"  # noqa: S105  # nosec B105  # sent to the fake server only
+    keys = {"ALPACA_API_KEY": "key-id", "ALPACA_SECRET_KEY": secret}
     result = run_train(
         "--source", "alpaca", "--asset", "btc", "--start", "2024-01-01", "--model-dir", str(tmp_path),
         "--no-backtest", env={"ALPACA_DATA_URL": fake_alpaca.url, **keys},
@@ -82,7 +83,7 @@ def test_follows_pagination_and_sends_keys_when_set(fake_alpaca, tmp_path):
     assert len(requests) >= 5  # > 1,000 days at 200 a page
     assert [r["query"].get("page_token") for r in requests[:3]] == [None, "200", "400"]
     assert all(r["headers"].get("APCA-API-KEY-ID") == "key-id" for r in requests)
-    assert all(r["headers"].get("APCA-API-SECRET-KEY") == "secret" for r in requests)
+    assert all(r["headers"].get("APCA-API-SECRET-KEY") == secret for r in requests)
     assert read_metadata(tmp_path)["rows"] > 1000
 
 

@@ -1,0 +1,83 @@
+# Crypto Predict API image. Three stages:
+#   train     installs requirements-train.txt and runs train.py: the model is made during the build,
+#             and a run that refuses its data (exit 1) fails the build, so no image is produced;
+#   api-deps  installs requirements-api.txt into a virtual environment that has no pip in it;
+#   final     that environment, api.py, the models directory and the page (web/): nothing else.
+#
+#   docker build -t crypto-predict .                                   # live Alpaca data
+#   docker build --build-arg SOURCE=snapshot -t crypto-predict .       # offline: the bundled snapshot
+#   docker run --rm -p 8080:8080 crypto-predict
+
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+
+FROM base AS train
+WORKDIR /build
+# Dependencies first: this layer is reused until requirements-train.txt changes.
+COPY requirements-train.txt ./
+RUN python -m venv /opt/train \
+    && /opt/train/bin/pip install --no-cache-dir -r requirements-train.txt
+COPY data/ data/
+COPY assets.toml train.py backtest.py ./
+# train.py writes one model and its metadata per asset of assets.toml here.
+ENV MODEL_DIR=/build/models
+# alpaca (default): live bars; snapshot: the bundled CSV, for builds without network access.
+ARG SOURCE=alpaca
+# A new value on every build (the pipeline passes the build time) makes this step run again:
+# an unchanged command must not reuse a model trained on older data from the layer cache.
+ARG BUILD_TIME=unset
+# train.py stages its files with mkstemp (mode 0600); the server runs as another user and must read them.
+RUN echo "training for the build of ${BUILD_TIME}" \
+    && /opt/train/bin/python train.py --source "${SOURCE}" \
+    && chmod -R a+rX "${MODEL_DIR}"
+
+
+FROM base AS api-deps
+COPY requirements-api.txt /tmp/
+# pip runs from the base image and installs into a venv created without pip, so the final image
+# carries no installer and no wheel cache. The API only predicts, so prophet's Stan toolchain (it
+# fits models) and the libraries' own test suites are never used there: about 100 MB less.
+RUN python -m venv --without-pip /opt/venv \
+    && pip --python /opt/venv/bin/python install --no-cache-dir -r /tmp/requirements-api.txt \
+    && rm -rf /opt/venv/lib/python3.11/site-packages/prophet/stan_model \
+    && find /opt/venv -depth -type d -name tests -exec rm -rf {} +
+
+
+FROM base AS final
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
+WORKDIR /app
+COPY --from=api-deps /opt/venv /opt/venv
+COPY api.py ./
+COPY web/ web/
+COPY --from=train /build/models/ models/
+# Files stay owned by root: the server can read its code and models but never change them.
+# MPLCONFIGDIR: matplotlib (imported by prophet) needs a writable cache directory; /tmp is the one
+# writable path when the container runs with a read-only root filesystem (--read-only --tmpfs /tmp).
+ENV PATH=/opt/venv/bin:$PATH \
+    MODEL_DIR=/app/models \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    MPLCONFIGDIR=/tmp/matplotlib
+USER 10001:10001
+EXPOSE 8080
+# The slim base has no curl: the check is the image's own Python asking /health on $PORT.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8080'), timeout=4)"]
+# api.py handles SIGTERM itself (it runs as PID 1): the server closes its sockets and exits 0.
+STOPSIGNAL SIGTERM
+CMD ["python", "api.py"]
+
+# Last, so that their new values on every build invalidate no cached layer.
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG BUILD_TIME=unknown
+LABEL org.opencontainers.image.title="Crypto Predict API" \
+      org.opencontainers.image.description="Prophet forecasts of daily crypto closes over HTTP" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${BUILD_TIME}"

@@ -1,0 +1,544 @@
+#!/usr/bin/env python3
+"""Build the image, run it locked down, and check it from the outside (`make container-test`).
+
+Steps: build the multi-stage Dockerfile (snapshot data by default, so no network is needed beyond
+the package registries), check what the image holds and what it must not hold, start it with a
+read-only root filesystem, no capabilities and its non-root user on a free 127.0.0.1 port, check
+/health, a real /bitcoin answer, bad requests, the image's own HEALTHCHECK and labels, and a clean
+stop on SIGTERM; then build scripts/single-stage.Dockerfile for the size comparison. Last, sizes
+and timings, and one closing line "container-test: N passed, N failed". Exit status 1 when any
+check failed.
+
+Works with docker or podman (whichever works; CONTAINER=podman or --engine to choose).
+Standard library only: it runs before, and apart from, the project's virtual environment.
+Every request goes to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+IMAGE = "crypto-predict:container-test"
+SINGLE_STAGE_IMAGE = "crypto-predict:single-stage"
+SINGLE_STAGE_DOCKERFILE = ROOT / "scripts" / "single-stage.Dockerfile"
+# Unique per run: two runs on one machine (shared podman storage) must never touch each other's container.
+CONTAINER_NAME = f"crypto-predict-test-{os.getpid()}"
+CONTAINER_PORT = 8080
+CONTAINER_TMP = "/tmp"  # noqa: S108  # nosec B108  # the container's own /tmp, a tmpfs, not the host's
+BUILD_TIMEOUT = 3600  # seconds; a cold build downloads every wheel
+COMMAND_TIMEOUT = 120
+HEALTHY_TIMEOUT = 180  # loading the model and precomputing every answer takes seconds, not minutes
+STOP_TIMEOUT = 20
+POLL_INTERVAL = 0.2
+# A day inside the range of every model the build can make: the snapshot (2014-2026) and Alpaca
+# data from train.py's default start (2015).
+KNOWN_DAY = "2024-06-01"
+KNOWN_DAY_HTTP = "Sat, 01 Jun 2024 00:00:00 GMT"
+
+# Runs inside the image, as root so that nothing is hidden by permissions, with its own Python:
+# reports what the final image must not hold. Sent on stdin, so it never becomes part of the image.
+IMAGE_PROBE = r"""
+import importlib.util, json, os, shutil
+SKIP = {"/proc", "/sys", "/dev"}
+found = {"train.py": [], "notebooks": [], "snapshots": [], "pip_caches": [], "alpaca": []}
+for root, dirs, files in os.walk("/"):
+    dirs[:] = [d for d in dirs if os.path.join(root, d) not in SKIP]
+    for name in dirs:
+        path = os.path.join(root, name)
+        if name == "pip" and os.path.basename(root) == ".cache":
+            found["pip_caches"].append(path)
+        if name == "alpaca" or name.startswith("alpaca_py-"):
+            found["alpaca"].append(path)
+    for name in files:
+        path = os.path.join(root, name)
+        if name == "train.py":
+            found["train.py"].append(path)
+        elif name.endswith(".ipynb"):
+            found["notebooks"].append(path)
+        elif name.endswith("_1d.csv") or name == "PROVENANCE.md":
+            found["snapshots"].append(path)
+found["alpaca_importable"] = importlib.util.find_spec("alpaca") is not None
+found["compilers"] = [c for c in ("gcc", "cc", "c++", "g++", "clang", "make") if shutil.which(c)]
+found["app"] = sorted(os.listdir("/app"))
+found["models"] = sorted(os.listdir("/app/models"))
+print(json.dumps(found))
+"""
+
+
+# ---------------------------------------------------------------- running commands
+
+
+def run(command: list[str], timeout: float = COMMAND_TIMEOUT, stdin: str | None = None):
+    """Run a command, capturing its output; never raises on a non-zero exit."""
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, input=stdin, check=False)
+
+
+def run_merged(command: list[str], timeout: float) -> tuple[int, str]:
+    """Run a command with stderr merged into stdout, in order (a build log); its exit code and output."""
+    result = subprocess.run(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False
+    )
+    return result.returncode, result.stdout
+
+
+def tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def works(command: list[str]) -> bool:
+    """True when the command exists and exits 0 (a docker CLI without a daemon does not)."""
+    if shutil.which(command[0]) is None:
+        return False
+    try:
+        return run(command, timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+# ---------------------------------------------------------------- the container engine
+
+
+@dataclass(frozen=True)
+class Engine:
+    """docker or podman, with the few flags in which they differ."""
+
+    name: str
+
+    def build_flags(self) -> list[str]:
+        if self.name == "podman":
+            # Podman writes OCI images by default, and OCI images drop HEALTHCHECK. The host's
+            # network is how ../shared/tools/container-env.sh (machines without Docker) builds.
+            return ["--format", "docker", "--network", "host"]
+        return []
+
+    def run_flags(self) -> list[str]:
+        if self.name == "podman":
+            # Docker's --read-only semantics: no tmpfs besides the one asked for. And no systemd
+            # timer for the health check (machines without systemd): the test runs it itself.
+            return ["--read-only-tmpfs=false", "--health-interval=disable"]
+        return []
+
+
+def choose_engine(requested: str | None) -> Engine:
+    """The engine asked for, else docker when its daemon answers, else podman."""
+    if requested:
+        if requested not in ("docker", "podman"):
+            raise SystemExit(f"container-test: unknown engine {requested!r} (docker or podman)")
+        return Engine(requested)
+    for name in ("docker", "podman"):
+        if works([name, "info"]):
+            return Engine(name)
+    raise SystemExit(
+        "container-test: neither docker nor podman is usable here. On machines without Docker, "
+        'run eval "$(../shared/tools/container-env.sh)" first (see its header).'
+    )
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class Results:
+    passed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def check(self, name: str, ok: bool, detail: str = "", *, on_failure: str = "") -> bool:
+        """Record and print one check; `detail` is always shown, `on_failure` only when it failed."""
+        (self.passed if ok else self.failed).append(name)
+        shown = detail if ok else " ".join(part for part in (detail, on_failure) if part)
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}{': ' + shown if shown else ''}", flush=True)
+        return ok
+
+    def closing_line(self) -> str:
+        return f"container-test: {len(self.passed)} passed, {len(self.failed)} failed"
+
+
+# ---------------------------------------------------------------- building
+
+
+@dataclass(frozen=True)
+class BuildArgs:
+    source: str
+    build_time: str
+    version: str
+    revision: str
+
+    def flags(self) -> list[str]:
+        values = {
+            "SOURCE": self.source,
+            "BUILD_TIME": self.build_time,
+            "VERSION": self.version,
+            "REVISION": self.revision,
+        }
+        return [flag for key, value in values.items() for flag in ("--build-arg", f"{key}={value}")]
+
+
+def git_output(*args: str, default: str) -> str:
+    try:
+        result = run(["git", "-C", str(ROOT), *args], timeout=30)
+    except FileNotFoundError:
+        return default
+    return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else default
+
+
+def build_args(source: str) -> BuildArgs:
+    return BuildArgs(
+        source=source,
+        build_time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        version=git_output("describe", "--tags", "--always", "--dirty", default="dev"),
+        revision=git_output("rev-parse", "HEAD", default="unknown"),
+    )
+
+
+def build(engine: Engine, image: str, dockerfile: Path, args: BuildArgs, log_name: str) -> float | None:
+    """Build an image; return the seconds it took, or None (with the log's tail shown) on failure."""
+    command = [engine.name, "build", *engine.build_flags(), "-f", str(dockerfile), "-t", image]
+    started = time.monotonic()
+    code, output = run_merged([*command, *args.flags(), str(ROOT)], timeout=BUILD_TIMEOUT)
+    seconds = time.monotonic() - started
+    log = ARTIFACTS / log_name
+    log.write_text(output)
+    if code != 0:
+        print(f"{' '.join(command)} failed (full log: {log}):\n{tail(output)}")
+        return None
+    return seconds
+
+
+def image_size(engine: Engine, image: str) -> int:
+    return int(run([engine.name, "image", "inspect", "-f", "{{.Size}}", image]).stdout.strip())
+
+
+def image_config(engine: Engine, image: str) -> dict:
+    result = run([engine.name, "image", "inspect", "-f", "{{json .Config}}", image])
+    return json.loads(result.stdout)
+
+
+# ---------------------------------------------------------------- running the image
+
+
+def free_port() -> int:
+    """A loopback port free right now, for the published container port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_container(engine: Engine, image: str, port: int) -> subprocess.CompletedProcess:
+    """Start the image as production would, but locked down: read-only root, only /tmp writable."""
+    return run(
+        [
+            engine.name,
+            "run",
+            "--detach",
+            "--name",
+            CONTAINER_NAME,
+            "--read-only",
+            "--tmpfs",
+            CONTAINER_TMP,
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "--publish",
+            f"127.0.0.1:{port}:{CONTAINER_PORT}",
+            *engine.run_flags(),
+            image,
+        ]
+    )
+
+
+def is_running(engine: Engine) -> bool:
+    result = run([engine.name, "inspect", "-f", "{{.State.Running}}", CONTAINER_NAME])
+    return result.stdout.strip() == "true"
+
+
+def container_logs(engine: Engine) -> str:
+    result = run([engine.name, "logs", CONTAINER_NAME])
+    return result.stdout + result.stderr
+
+
+def get(url: str) -> tuple[int, dict]:
+    """GET a URL on 127.0.0.1; the status and the JSON object it answered ({} for anything else)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # nosec B310  # 127.0.0.1 only
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return status, {}
+    return status, parsed if isinstance(parsed, dict) else {}
+
+
+def wait_until_healthy(engine: Engine, base_url: str) -> float | None:
+    """Poll /health until it answers 200; None when the container exits or the time runs out."""
+    deadline = time.monotonic() + HEALTHY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if get(f"{base_url}/health")[0] == 200:
+                return time.monotonic()
+        except OSError:
+            pass  # not listening yet, or the connection was reset while it starts
+        if not is_running(engine):
+            return None
+        time.sleep(POLL_INTERVAL)
+    return None
+
+
+def stop_container(engine: Engine) -> tuple[int | None, float]:
+    """SIGTERM the container (engine stop) and return its exit code and how long stopping took."""
+    started = time.monotonic()
+    run([engine.name, "stop", "-t", str(STOP_TIMEOUT), CONTAINER_NAME], timeout=STOP_TIMEOUT + 30)
+    seconds = time.monotonic() - started
+    code = run([engine.name, "inspect", "-f", "{{.State.ExitCode}}", CONTAINER_NAME]).stdout.strip()
+    return (int(code) if code.lstrip("-").isdigit() else None), seconds
+
+
+def remove_container(engine: Engine) -> None:
+    run([engine.name, "rm", "--force", CONTAINER_NAME])
+
+
+# ---------------------------------------------------------------- checks
+
+
+def check_answers(results: Results, base_url: str) -> None:
+    status, body = get(f"{base_url}/health")
+    results.check("GET /health is 200 with status ok", status == 200 and body.get("status") == "ok")
+
+    status, body = get(f"{base_url}/bitcoin?date={KNOWN_DAY}")
+    numbers = [body.get(key) for key in ("prediction_low", "prediction", "prediction_high")]
+    sane = all(isinstance(n, float) and math.isfinite(n) for n in numbers) and numbers == sorted(numbers)
+    results.check(
+        f"GET /bitcoin?date={KNOWN_DAY} is a forecast",
+        status == 200 and body.get("date") == KNOWN_DAY_HTTP and sane,
+        json.dumps(body),
+    )
+
+    for query in ("date=2024-13-45", ""):
+        status, body = get(f"{base_url}/bitcoin?{query}")
+        results.check(
+            f"GET /bitcoin?{query} is 400 with an error",
+            status == 400 and isinstance(body.get("error"), str),
+            json.dumps(body),
+        )
+
+
+def declared_healthcheck(engine: Engine, image: str) -> list[str]:
+    """The image's HEALTHCHECK test, e.g. ["CMD", "python", ...] ([] when it has none)."""
+    # One template for both engines: podman keeps the health check beside the OCI config.
+    result = run([engine.name, "image", "inspect", "-f", "{{json .Config.Healthcheck}}", image])
+    return (json.loads(result.stdout or "null") or {}).get("Test") or []
+
+
+def check_healthcheck(results: Results, engine: Engine, image: str) -> None:
+    """The image's own HEALTHCHECK command, run inside the container, passes."""
+    test = declared_healthcheck(engine, image)
+    if test[:1] == ["CMD"]:
+        command = test[1:]
+    elif test[:1] == ["CMD-SHELL"]:
+        command = ["/bin/sh", "-c", test[1]]
+    else:
+        results.check("the image declares a HEALTHCHECK", False, f"found {test!r}")
+        return
+    result = run([engine.name, "exec", CONTAINER_NAME, *command])
+    results.check("the image's HEALTHCHECK passes", result.returncode == 0, on_failure=tail(result.stderr, 3))
+
+
+def check_locked_down(results: Results, engine: Engine, config: dict) -> None:
+    uid = run([engine.name, "exec", CONTAINER_NAME, "id", "-u"]).stdout.strip()
+    results.check(
+        "runs as a non-root user", uid.isdigit() and uid != "0", f"uid {uid}, USER {config.get('User')!r}"
+    )
+    # /var/tmp is writable by every user on a normal root filesystem: only --read-only stops this.
+    write = run([engine.name, "exec", CONTAINER_NAME, "python", "-c", "open('/var/tmp/probe', 'w')"])
+    results.check(
+        "root filesystem is read-only",
+        write.returncode != 0 and "Read-only file system" in write.stderr,
+        tail(write.stderr, 1),
+    )
+
+
+def check_contents(results: Results, engine: Engine, image: str) -> None:
+    """What the final image holds: api.py, the models and the page, and none of the build's leftovers."""
+    probe = run(
+        [engine.name, "run", "--rm", "-i", "--network", "none", "--user", "0", image, "python", "-"],
+        stdin=IMAGE_PROBE,
+    )
+    if not results.check(
+        "the image can be inspected", probe.returncode == 0, on_failure=tail(probe.stderr, 3)
+    ):
+        return
+    found = json.loads(probe.stdout)
+    results.check(
+        "/app holds api.py, models/ and web/ only",
+        found["app"] == ["api.py", "models", "web"],
+        str(found["app"]),
+    )
+    models_ok = bool(found["models"]) and all(name.endswith((".pkl", ".json")) for name in found["models"])
+    results.check("/app/models holds model files only", models_ok, str(found["models"]))
+    results.check("no train.py", not found["train.py"], str(found["train.py"]))
+    alpaca = found["alpaca"] + (["importable"] if found["alpaca_importable"] else [])
+    results.check("no alpaca-py", not alpaca, str(alpaca))
+    results.check("no notebook", not found["notebooks"], str(found["notebooks"]))
+    results.check("no data snapshot", not found["snapshots"], str(found["snapshots"]))
+    results.check("no pip cache", not found["pip_caches"], str(found["pip_caches"]))
+    results.check("no compilers", not found["compilers"], str(found["compilers"]))
+
+
+def check_labels(results: Results, config: dict, args: BuildArgs | None) -> None:
+    """The OCI labels hold the build's values (or, for an image built elsewhere, real values)."""
+    labels = config.get("Labels") or {}
+    keys = ("version", "revision", "created")
+    found = {key: labels.get(f"org.opencontainers.image.{key}") for key in keys}
+    if args is not None:
+        expected = {"version": args.version, "revision": args.revision, "created": args.build_time}
+        ok = found == expected
+    else:
+        ok = all(value and value not in ("dev", "unknown") for value in found.values())
+    results.check("OCI labels carry version, revision and created", ok, str(found))
+
+
+# ---------------------------------------------------------------- the whole test
+
+
+@dataclass
+class Figures:
+    label: str = "multi-stage"  # what the image is: the Dockerfile's, or one built elsewhere
+    build_seconds: float | None = None
+    single_stage_build_seconds: float | None = None
+    size: int | None = None
+    single_stage_size: int | None = None
+    healthy_seconds: float | None = None
+    stop_seconds: float | None = None
+
+
+def exercise_container(
+    engine: Engine, image: str, results: Results, figures: Figures, args: BuildArgs | None
+) -> None:
+    """Run the image and check it from outside and inside; always removes the container."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    start = start_container(engine, image, port)
+    try:
+        if not results.check("container starts", start.returncode == 0, on_failure=tail(start.stderr, 5)):
+            return
+        healthy_at = wait_until_healthy(engine, base_url)
+        if healthy_at is None:
+            results.check("becomes healthy", False, on_failure="\n" + tail(container_logs(engine)))
+            return
+        figures.healthy_seconds = healthy_at - started
+        results.check("becomes healthy", True, f"{figures.healthy_seconds:.1f} s after start")
+        config = image_config(engine, image)
+        check_answers(results, base_url)
+        check_healthcheck(results, engine, image)
+        check_locked_down(results, engine, config)
+        check_labels(results, config, args)
+        code, figures.stop_seconds = stop_container(engine)
+        results.check(
+            "stops cleanly on SIGTERM (exit 0)", code == 0, f"exit {code}, {figures.stop_seconds:.1f} s"
+        )
+    finally:
+        (ARTIFACTS / "container-run.log").write_text(container_logs(engine))
+        remove_container(engine)
+
+
+def megabytes(size: int | None) -> str:
+    return "?" if size is None else f"{size / 1e6:.1f} MB"
+
+
+def seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f} s"
+
+
+def print_figures(figures: Figures) -> None:
+    size = f"{figures.label} {megabytes(figures.size)}"
+    build_time = f"{figures.label} {seconds(figures.build_seconds)}"
+    if figures.single_stage_size:
+        saved = figures.single_stage_size - (figures.size or 0)
+        share = 100 * saved / figures.single_stage_size
+        size += (
+            f", single-stage {megabytes(figures.single_stage_size)} ({megabytes(saved)}, {share:.1f}% less)"
+        )
+        build_time += f", single-stage {seconds(figures.single_stage_build_seconds)}"
+    print("\nfigures")
+    print(f"  image size       {size}")
+    print(f"  build time       {build_time}")
+    print(f"  time to healthy  {seconds(figures.healthy_seconds)} (from run to the first 200 from /health)")
+    print(f"  stop on SIGTERM  {seconds(figures.stop_seconds)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    engine = choose_engine(options.engine)
+    ARTIFACTS.mkdir(exist_ok=True)
+    image = options.image or IMAGE
+    args = None if options.image else build_args(options.source)
+    results, figures = Results(), Figures(label="multi-stage" if args else "image")
+    source = f"data source {args.source}" if args else "built elsewhere"
+    print(f"container-test with {engine.name}: image {image}, {source}", flush=True)
+
+    if args is not None:
+        figures.build_seconds = build(engine, image, ROOT / "Dockerfile", args, "container-build.log")
+        built = results.check("multi-stage image builds", figures.build_seconds is not None)
+    else:
+        built = results.check("image exists", works([engine.name, "image", "inspect", image]))
+    if built:
+        figures.size = image_size(engine, image)
+        check_contents(results, engine, image)
+        exercise_container(engine, image, results, figures, args)
+    if options.compare and args is not None:
+        figures.single_stage_build_seconds = build(
+            engine, SINGLE_STAGE_IMAGE, SINGLE_STAGE_DOCKERFILE, args, "single-stage-build.log"
+        )
+        if results.check("single-stage image builds", figures.single_stage_build_seconds is not None):
+            figures.single_stage_size = image_size(engine, SINGLE_STAGE_IMAGE)
+    print_figures(figures)
+    print(results.closing_line())
+    return 0 if not results.failed else 1
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--engine",
+        default=os.environ.get("CONTAINER") or None,
+        help="docker or podman (default: $CONTAINER, else docker when its daemon answers, else podman)",
+    )
+    parser.add_argument(
+        "--source",
+        default="snapshot",
+        choices=["snapshot", "alpaca"],
+        help="training data for the build (default snapshot: offline)",
+    )
+    parser.add_argument(
+        "--image",
+        help="check this existing image instead of building one (the pipeline checks what it built)",
+    )
+    parser.add_argument(
+        "--no-compare",
+        dest="compare",
+        action="store_false",
+        help="skip the single-stage build that the image size is compared with",
+    )
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""train.py against a misbehaving Alpaca: every fault ends in a good model or one clear error line.
+
+Each case runs train.py in its own process with the real alpaca-py client against the fake
+server in a fault mode. A failed run must exit 1 with exactly one ERROR line, leave the previous
+model and metadata byte-identical and no temp files, and finish within the subprocess timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import api
+from tests import fake_alpaca as fa
+from tests.conftest import run_train
+
+# Short limits so a hung server costs seconds, not minutes; the production defaults are in train.py.
+FAST_LIMITS = {"ALPACA_CONNECT_TIMEOUT": "2", "ALPACA_READ_TIMEOUT": "1", "ALPACA_FETCH_DEADLINE": "20"}
+RUN_TIMEOUT = 90  # seconds: past this the run counts as hung and the test fails
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    setup: object  # (FakeAlpaca) -> None: puts the fake server in its fault mode
+    error: str | None  # the error line's telling part, or None when training must succeed
+    env: tuple = ()  # extra environment, as (name, value) pairs
+
+
+def faults(*answers, forever=None):
+    def setup(state: fa.FakeAlpaca) -> None:
+        state.faults = list(answers)
+        state.fault_forever = forever
+
+    return setup
+
+
+def damage_bars(change):
+    """Edit the BTC bars the fake serves, e.g. to put a NaN or a duplicate in them."""
+
+    def setup(state: fa.FakeAlpaca) -> None:
+        state.bars["BTC/USD"] = change(state.bars["BTC/USD"])
+
+    return setup
+
+
+def with_close(index: int, value):
+    def change(bars: list[dict]) -> list[dict]:
+        bars[index] = {**bars[index], "c": value}
+        return bars
+
+    return change
+
+
+def stale(days: int):
+    """Bars that stop `days` days ago, as if the feed had stopped."""
+
+    def change(bars: list[dict]) -> list[dict]:
+        newest = (datetime.now(UTC).date() - timedelta(days=days)).isoformat()
+        return [bar for bar in bars if bar["t"][:10] <= newest]
+
+    return change
+
+
+CASES = [
+    # Transient trouble: retried, then a good model.
+    Case("429 once, then data", faults(fa.error_status(429)), None),
+    Case("500 once, then data", faults(fa.error_status(500)), None),
+    Case("502 once, then data", faults(fa.error_status(502)), None),
+    Case("503 twice, then data", faults(fa.error_status(503), fa.error_status(503)), None),
+    Case(
+        "503 asking to retry in an hour, then data",
+        faults(fa.error_status(503, {"Retry-After": "3600"})),
+        None,
+    ),
+    Case("a hung connection, then data", faults(fa.hang), None),
+    # Lasting trouble: one error line, the old model kept.
+    Case("429 every time", faults(forever=fa.error_status(429)), "HTTP 429"),
+    Case("500 every time", faults(forever=fa.error_status(500)), "HTTP 500"),
+    Case("502 every time", faults(forever=fa.error_status(502)), "HTTP 502"),
+    Case("503 every time", faults(forever=fa.error_status(503)), "HTTP 503"),
+    Case("every connection hangs", faults(forever=fa.hang), "no data for 1 s (read timeout)"),
+    Case(
+        "a body trickling a byte every 0.2 s",
+        faults(forever=fa.trickle),
+        "took longer than 4 s",
+        (("ALPACA_FETCH_DEADLINE", "4"),),
+    ),
+    Case("connection reset mid-body", faults(forever=fa.reset_mid_body), "Connection reset by peer"),
+    Case("malformed JSON", faults(forever=fa.malformed_json), "the answer is not valid JSON"),
+    Case("an empty bars object", faults(forever=fa.empty_bars), "returned no BTC/USD bars"),
+    Case("a next_page_token that repeats", faults(forever=fa.repeating_token), "repeated page token"),
+    # Bad data, well delivered: validation refuses it.
+    Case("a NaN close", damage_bars(with_close(-20, math.nan)), "missing (NaN) prices"),
+    Case("a null close", damage_bars(with_close(-20, None)), "validation error for Bar"),
+    Case("a negative close", damage_bars(with_close(-20, -1.0)), "non-positive prices"),
+    Case("a duplicated day", damage_bars(lambda b: [*b[:-20], b[-20], *b[-20:]]), "appear twice"),
+    Case("a missing day", damage_bars(lambda b: b[:-20] + b[-19:]), "1 day(s) missing"),
+    Case("no new bar for 5 days", damage_bars(stale(5)), "the feed looks stale"),
+]
+
+
+def model_files(model_dir) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(model_dir.iterdir())}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_fault(case: Case, fake_alpaca, model_dir_copy):
+    case.setup(fake_alpaca.state)
+    before = model_files(model_dir_copy)
+    env = {"ALPACA_DATA_URL": fake_alpaca.url, **FAST_LIMITS, **dict(case.env)}
+
+    started = time.monotonic()
+    # --no-backtest: these runs test the data path; the backtest and its gate are tested elsewhere.
+    result = run_train(
+        "--source", "alpaca", "--asset", "btc", "--start", "2024-01-01", "--model-dir", str(model_dir_copy),
+        "--no-backtest", env=env, timeout=RUN_TIMEOUT,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    outcome = "good model" if result.returncode == 0 else errors[0].split(" ERROR ")[-1] if errors else "?"
+    print(f"\n{case.name}: exit {result.returncode} in {elapsed:.1f} s: {outcome}")
+    assert "Traceback" not in result.stderr, result.stderr
+    if case.error is None:
+        assert result.returncode == 0, result.stderr
+        assert_good_model(model_dir_copy, before)
+    else:
+        assert result.returncode == 1, result.stderr
+        assert len(errors) == 1, result.stderr
+        assert "training btc failed: " in errors[0] and case.error in errors[0], errors[0]
+        assert model_files(model_dir_copy) == before  # byte-identical, and no temp files beside
+
+
+def assert_good_model(model_dir, before: dict[str, bytes]) -> None:
+    """A new BTC model, from Alpaca's data, that the API accepts; ETH untouched."""
+    after = model_files(model_dir)
+    assert set(after) == set(before)  # no temp files left
+    assert after["btc.pkl"] != before["btc.pkl"]
+    assert (after["eth.pkl"], after["eth.json"]) == (before["eth.pkl"], before["eth.json"])
+    metadata = json.loads(after["btc.json"])
+    assert metadata["source"] == "alpaca"
+    assert metadata["last_day"] == (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    assert metadata["model_sha256"] == hashlib.sha256(after["btc.pkl"]).hexdigest()
+    assert api.load_model(model_dir / "btc.pkl", metadata["model_sha256"]).history is not None
+
+
+def test_bad_time_limit_settings_fail_with_one_line(model_dir_copy, fake_alpaca):
+    before = model_files(model_dir_copy)
+    result = run_train(
+        "--source", "alpaca", "--asset", "btc", "--model-dir", str(model_dir_copy),
+        env={"ALPACA_DATA_URL": fake_alpaca.url, "ALPACA_READ_TIMEOUT": "soon"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "training btc failed: ALPACA_READ_TIMEOUT must be a positive number of seconds; got 'soon'" in (
+        result.stderr
+    )
+    assert model_files(model_dir_copy) == before
