@@ -21,6 +21,6 @@ if __name__ == "__main__":
         app,
         host="127.0.0.1",
         port=int(os.environ["PORT"]),
-        threads=int(os.environ.get("THREADS", "8")),
+        threads=int(os.environ.get("THREADS", "16")),  # api.py's default
         ident="",
     )
