@@ -138,3 +138,14 @@ def train_models(model_dir: Path) -> float:
         cwd=ROOT, check=True, capture_output=True, timeout=1800,
     )  # fmt: skip
     return time.perf_counter() - started
+
+
+def serve_reference(app) -> None:
+    """Serve a reference app on $PORT with api.py's server settings, so only the request path differs."""
+    import logging
+
+    from waitress import serve
+
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # api.py silences this log flood too
+    threads = int(os.environ.get("THREADS", "16"))  # api.py's default
+    serve(app, host="127.0.0.1", port=int(os.environ["PORT"]), threads=threads, ident="")

@@ -1,10 +1,7 @@
 """Reference for the benchmark: the smallest Flask + Waitress app returning a small JSON object."""
 
-import logging
-import os
-
+from common import serve_reference
 from flask import Flask, jsonify
-from waitress import serve
 
 app = Flask(__name__)
 
@@ -15,12 +12,4 @@ def hello():
 
 
 if __name__ == "__main__":
-    # Same server and logging settings as api.py, so the comparison is about the request path alone.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    serve(
-        app,
-        host="127.0.0.1",
-        port=int(os.environ["PORT"]),
-        threads=int(os.environ.get("THREADS", "16")),  # api.py's default
-        ident="",
-    )
+    serve_reference(app)

@@ -8,15 +8,13 @@ requested day per request. Besides being slow, its interval for far dates is too
 import logging
 import os
 import pickle  # nosec B403  # loads the model the benchmark just trained
-import sys
 from pathlib import Path
 
 import pandas as pd
+from common import serve_reference
 from flask import Flask, jsonify, request
-from waitress import serve
 
 logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
-logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # it warns on every backlog
 
 
 def create_app(model_path: Path) -> Flask:
@@ -38,12 +36,4 @@ def create_app(model_path: Path) -> Flask:
 
 
 if __name__ == "__main__":
-    app = create_app(Path(os.environ["MODEL_DIR"]) / "btc.pkl")
-    serve(
-        app,
-        host="127.0.0.1",
-        port=int(os.environ["PORT"]),
-        threads=int(os.environ.get("THREADS", "16")),  # api.py's default
-        ident="",
-    )
-    sys.exit(0)
+    serve_reference(create_app(Path(os.environ["MODEL_DIR"]) / "btc.pkl"))

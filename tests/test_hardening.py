@@ -195,6 +195,7 @@ DAMAGES = {
         "holds a list, not a fitted Prophet model",
     ),
     "metadata not JSON": (lambda d: (d / "btc.json").write_text("{"), "is unreadable"),
+    "no model at all": (lambda d: [path.unlink() for path in d.iterdir()], "no model metadata (*.json) in"),
 }
 
 
