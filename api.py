@@ -996,6 +996,10 @@ def main() -> int:
     from waitress import serve
 
     configure_logging()
+    # The server never plots, yet importing prophet imports matplotlib when it is installed (it is
+    # a prophet dependency): about 0.7 s of every start, plus a font cache to rebuild in a
+    # read-only container. A None entry makes that import fail, which prophet.plot allows for.
+    sys.modules.setdefault("matplotlib", None)
     try:
         app = create_app()
     except ModelError as error:

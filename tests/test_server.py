@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import requests
 
 from tests.conftest import start_api, stop_process
@@ -35,3 +37,11 @@ def test_sigterm_stops_the_server_cleanly(model_dir):
     assert stop_process(server.process) == 0
     server.reader.join(timeout=10)
     assert any("stopped" in line for line in server.log)
+
+
+def test_the_server_does_not_load_matplotlib(live_server):
+    """Plotting code is dead weight at startup (import time, a font cache in read-only containers)."""
+    assert requests.get(f"{live_server.url}/health", timeout=10).status_code == 200
+    mapped = Path(f"/proc/{live_server.process.pid}/maps").read_text()
+    assert "pandas" in mapped  # the check sees the server's compiled libraries
+    assert "matplotlib" not in mapped
