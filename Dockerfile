@@ -56,13 +56,12 @@ COPY api.py ./
 COPY web/ web/
 COPY --from=train /build/models/ models/
 # Files stay owned by root: the server can read its code and models but never change them.
-# MPLCONFIGDIR: matplotlib (imported by prophet) needs a writable cache directory; /tmp is the one
-# writable path when the container runs with a read-only root filesystem (--read-only --tmpfs /tmp).
+# With a read-only root filesystem, /tmp must be writable (--read-only --tmpfs /tmp): cmdstanpy,
+# imported by prophet, makes its temporary directory there.
 ENV PATH=/opt/venv/bin:$PATH \
     MODEL_DIR=/app/models \
     HOST=0.0.0.0 \
-    PORT=8080 \
-    MPLCONFIGDIR=/tmp/matplotlib
+    PORT=8080
 USER 10001:10001
 EXPOSE 8080
 # The slim base has no curl: the check is the image's own Python asking /health on $PORT.
