@@ -30,10 +30,8 @@ ARG SOURCE=alpaca
 # A new value on every build (the pipeline passes the build time) makes this step run again:
 # an unchanged command must not reuse a model trained on older data from the layer cache.
 ARG BUILD_TIME=unset
-# train.py stages its files with mkstemp (mode 0600); the server runs as another user and must read them.
 RUN echo "training for the build of ${BUILD_TIME}" \
-    && /opt/train/bin/python train.py --source "${SOURCE}" \
-    && chmod -R a+rX "${MODEL_DIR}"
+    && /opt/train/bin/python train.py --source "${SOURCE}"
 
 
 FROM base AS api-deps
@@ -75,6 +73,8 @@ CMD ["python", "api.py"]
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG BUILD_TIME=unknown
+# The release the API reports in /openapi.json.
+ENV APP_VERSION=${VERSION}
 LABEL org.opencontainers.image.title="Crypto Predict API" \
       org.opencontainers.image.description="Prophet forecasts of daily crypto closes over HTTP" \
       org.opencontainers.image.version="${VERSION}" \

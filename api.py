@@ -37,11 +37,13 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import http_date, parse_etags
+from werkzeug.http import http_date, is_resource_modified
 
 log = logging.getLogger("api")
 
 DEFAULT_MODEL_DIR = "models"
+METADATA_FORMATS = (1, 2)  # the metadata formats this API reads (README, "Model artifact")
+SERVED_INTERVAL_WIDTH = 0.8  # the documented answers are 80% intervals
 # Containers must listen on all interfaces; `make run` passes HOST=127.0.0.1.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104  # nosec B104
 # Prophet draws its intervals at random; a fixed seed makes every start give the same answers.
@@ -72,7 +74,7 @@ class ModelError(Exception):
     """A model file or its metadata cannot be served; the message says which and why."""
 
 
-class BadRequest(ValueError):
+class ClientError(ValueError):
     """A client error (400); the message tells the client what is accepted."""
 
 
@@ -103,21 +105,32 @@ def metadata_path(model_path: Path) -> Path:
 
 
 def read_metadata(model_path: Path) -> dict:
-    """The metadata written beside the model by train.py, with the fields the API needs."""
+    """The metadata written beside the model by train.py, with every field the API relies on checked."""
     path = metadata_path(model_path)
     try:
         metadata = json.loads(path.read_text())
+        if metadata["format"] not in METADATA_FORMATS:
+            raise ValueError(f"metadata format {metadata['format']!r} is not one of {METADATA_FORMATS}")
         for field in ("first_day", "last_day"):
             date.fromisoformat(metadata["serve"][field])
-        date.fromisoformat(metadata["last_day"])
+            date.fromisoformat(metadata[field])
         for field in ("model_sha256", "trained_at", "symbol", "name"):
             if not isinstance(metadata[field], str):
                 raise TypeError(f"{field} is not a string")
+        if trained_at(metadata).tzinfo is None:
+            raise ValueError(f"trained_at {metadata['trained_at']!r} has no time zone")
+        if not isinstance(metadata.get("forecast") or {}, dict):
+            raise TypeError("forecast is not an object")
     except FileNotFoundError as error:
         raise ModelError(f"model metadata {path} not found (run train.py)") from error
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelError(f"model metadata {path} is unreadable: {error!r}") from error
     return metadata
+
+
+def trained_at(metadata: dict) -> datetime:
+    """When the model was trained (ISO 8601; a trailing Z means UTC)."""
+    return datetime.fromisoformat(metadata["trained_at"].replace("Z", "+00:00"))
 
 
 def load_model(model_path: Path, expected_sha256: str):
@@ -183,6 +196,8 @@ def forecast_contract(metadata: dict) -> ForecastContract:
 
 def check_interval(interval) -> None:
     """Raise ModelError unless the calibrated interval is well formed and widens with the horizon."""
+    if not isinstance(interval, dict):
+        raise ModelError(f"forecast interval must be an object, got {type(interval).__name__}")
     try:
         days, lower, upper = (
             np.asarray(interval[k], dtype=float) for k in ("horizon_days", "lower", "upper")
@@ -190,7 +205,9 @@ def check_interval(interval) -> None:
     except (TypeError, KeyError, ValueError) as error:
         raise ModelError(f"forecast interval is malformed: {error!r}") from error
     problem = None
-    if not (days.ndim == 1 and len(days) and days.shape == lower.shape == upper.shape):
+    if interval.get("width") != SERVED_INTERVAL_WIDTH:
+        problem = f"width must be {SERVED_INTERVAL_WIDTH}: the API serves 80% intervals"
+    elif not (days.ndim == 1 and len(days) and days.shape == lower.shape == upper.shape):
         problem = "horizon_days, lower and upper must be lists of the same, non-zero length"
     elif not (np.isfinite(lower).all() and np.isfinite(upper).all()):
         problem = "bounds must be finite"
@@ -240,7 +257,7 @@ def forecast_answers(table: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, b
     answers, csv_rows = {}, {}
     for row in table.itertuples(index=False):
         day = row.ds.date().isoformat()
-        values = [round(float(v), 2) for v in (row.yhat, row.yhat_lower, row.yhat_upper)]
+        values = [price(v) for v in (row.yhat, row.yhat_lower, row.yhat_upper)]
         answers[day] = compact_json(
             {
                 "date": http_date(row.ds.to_pydatetime().replace(tzinfo=UTC)),
@@ -253,11 +270,17 @@ def forecast_answers(table: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, b
     return answers, csv_rows
 
 
+def price(value) -> float:
+    """A USD price as served: to the cent, or to 6 significant digits below a dollar (cheap coins)."""
+    value = float(value)
+    return round(value, 2) if abs(value) >= 1 else float(f"{value:.6g}")
+
+
 def close_answers(history: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """The training data's daily closes as JSON objects and CSV lines, keyed by ISO day."""
     closes, rows = {}, {}
     for ds, y in zip(history.ds, history.y, strict=True):
-        day, close = ds.date().isoformat(), round(float(y), 2)
+        day, close = ds.date().isoformat(), price(y)
         closes[day] = compact_json({"date": day, "close": close})
         rows[day] = f"{day},{close}\n".encode()
     return closes, rows
@@ -296,20 +319,20 @@ def one_value(args, name: str) -> str | None:
     """The single value of query parameter `name`, or None when absent."""
     values = args.getlist(name)
     if len(values) > 1:
-        raise BadRequest(f"give '{name}' once; got it {len(values)} times")
+        raise ClientError(f"give '{name}' once; got it {len(values)} times")
     return values[0] if values else None
 
 
 def servable_day(text: str, name: str, first: date, last: date, what: str = "forecast") -> date:
     """The day `text` names, if it is a well-formed calendar day between first and last."""
     if not DAY_PATTERN.fullmatch(text):
-        raise BadRequest(f"'{name}' must be a day as YYYY-MM-DD, e.g. 2024-06-01; got {_quote(text)}")
+        raise ClientError(f"'{name}' must be a day as YYYY-MM-DD, e.g. 2024-06-01; got {_quote(text)}")
     try:
         day = date.fromisoformat(text)
     except ValueError as error:
-        raise BadRequest(f"{text} is not a calendar day ({error})") from error
+        raise ClientError(f"{text} is not a calendar day ({error})") from error
     if not first <= day <= last:
-        raise BadRequest(f"no {what} for {day}: this model serves {first} to {last}")
+        raise ClientError(f"no {what} for {day}: this model serves {first} to {last}")
     return day
 
 
@@ -317,7 +340,7 @@ def requested_day(args, served: ServedModel) -> str:
     """The single valid, servable `date` in the query string, as the ISO key of its answer."""
     text = one_value(args, "date")
     if text is None:
-        raise BadRequest("missing query parameter 'date': give one day as YYYY-MM-DD, e.g. ?date=2024-06-01")
+        raise ClientError("missing query parameter 'date': give one day as YYYY-MM-DD, e.g. ?date=2024-06-01")
     if text in served.answers:  # the common case, decided by one lookup
         return text
     return servable_day(text, "date", served.first_day, served.last_day).isoformat()
@@ -325,19 +348,17 @@ def requested_day(args, served: ServedModel) -> str:
 
 def requested_range(args, first: date, last: date, what: str = "forecast") -> list[str]:
     """The ISO days from `start` to `end` (inclusive), both required, at most MAX_RANGE_DAYS."""
-    if "date" in args:
-        raise BadRequest("give either 'date', or 'start' and 'end', not both")
     start_text, end_text = one_value(args, "start"), one_value(args, "end")
     if start_text is None or end_text is None:
-        raise BadRequest(
+        raise ClientError(
             "a range needs both 'start' and 'end' as YYYY-MM-DD, e.g. ?start=2024-06-01&end=2024-06-30"
         )
     start = servable_day(start_text, "start", first, last, what)
     end = servable_day(end_text, "end", first, last, what)
     if start > end:
-        raise BadRequest(f"'start' ({start}) is after 'end' ({end})")
+        raise ClientError(f"'start' ({start}) is after 'end' ({end})")
     if (end - start).days >= MAX_RANGE_DAYS:
-        raise BadRequest(
+        raise ClientError(
             f"at most {MAX_RANGE_DAYS} days per request; {start} to {end} is {(end - start).days + 1}"
         )
     return [day.date().isoformat() for day in pd.date_range(start, end, freq="D")]
@@ -399,6 +420,7 @@ class CacheValidators:
     """The cache headers of every data answer, per media type, fixed for the life of the process."""
 
     etags: dict[str, str]  # media type -> ETag value (unquoted)
+    last_modified: datetime  # when the newest model was trained
     headers: dict[str, list[tuple[str, str]]]  # media type -> headers of its 200 and 304 answers
 
 
@@ -410,7 +432,7 @@ def cache_validators(models: dict[str, ServedModel]) -> CacheValidators:
         for table in (served.answers, served.csv_rows, served.closes, served.close_rows):
             digest.update(b"".join(table.values()))
     version = digest.hexdigest()[:20]
-    newest = max(datetime.fromisoformat(served.metadata["trained_at"]) for served in models.values())
+    newest = max(trained_at(served.metadata) for served in models.values())
     etags = {JSON: f"{version}-json", CSV: f"{version}-csv"}
     headers = {
         mimetype: [
@@ -421,11 +443,12 @@ def cache_validators(models: dict[str, ServedModel]) -> CacheValidators:
         ]
         for mimetype, etag in etags.items()
     }
-    return CacheValidators(etags, headers)
+    return CacheValidators(etags, newest, headers)
 
 
 def cacheable(validators: CacheValidators):
-    """Decorate a view: its 200 answers get cache headers, or become an empty 304 for a current ETag."""
+    """Decorate a view: its 200 answers get cache headers, or become an empty 304 when the client's
+    copy is current (If-None-Match, or else If-Modified-Since)."""
 
     def decorate(view):
         @functools.wraps(view)
@@ -435,10 +458,8 @@ def cacheable(validators: CacheValidators):
             if response.status_code != 200 or response.mimetype not in validators.headers:
                 return response
             headers = validators.headers[response.mimetype]
-            if_none_match = request.environ.get("HTTP_IF_NONE_MATCH")
-            if if_none_match and parse_etags(if_none_match).contains_weak(
-                validators.etags[response.mimetype]
-            ):
+            etag = validators.etags[response.mimetype]
+            if not is_resource_modified(request.environ, etag=etag, last_modified=validators.last_modified):
                 return Response(status=304, headers=headers)
             response.headers.extend(headers)
             return response
@@ -608,7 +629,7 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
         __name__,
         info=Info(
             title="Crypto Predict API",
-            version="1.0.0",
+            version=os.environ.get("APP_VERSION", "dev"),  # the release, set by the image build
             description="Forecasts of daily crypto closes ("
             + ", ".join(m.metadata["symbol"] for m in models.values())
             + ") from Prophet models retrained on fresh data.",
@@ -629,6 +650,8 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     register_service_routes(app, models)
     register_page(app)
     register_error_handlers(app)
+    # Built once, now that every route is registered, so no request ever builds it.
+    app.extensions["openapi"] = documented_spec(app)
     app.wsgi_app = PrecomputedAnswers(app, models, metrics)
     for served in models.values():
         log.info(
@@ -664,6 +687,8 @@ def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> No
     def forecast_for(served: ServedModel) -> Response:
         args = request.args
         if "start" in args or "end" in args:
+            if "date" in args:
+                raise ClientError("give either 'date', or 'start' and 'end', not both")
             days = requested_range(args, served.first_day, served.last_day)
             return range_response(
                 served, days, "forecasts", served.answers, served.csv_rows, FORECAST_CSV_HEADER
@@ -772,7 +797,6 @@ def register_page(app: OpenAPI) -> None:
         """A page that charts each asset's history and forecast and answers a date (uses this API)."""
         response = send_from_directory(WEB_DIR, "index.html")  # no-cache: revalidated by ETag
         response.headers["Content-Security-Policy"] = PAGE_CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
     # Flask's own route, so not in the OpenAPI document: the page's files are not part of the API.
@@ -784,7 +808,6 @@ def register_page(app: OpenAPI) -> None:
             response.cache_control.public = True
             response.cache_control.max_age = YEAR_SECONDS
             response.cache_control.immutable = True
-        response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
 
@@ -813,7 +836,7 @@ def register_docs(app: OpenAPI) -> None:
     )
     def openapi_document():
         """This API described as OpenAPI 3.1."""
-        return documented_spec(app)
+        return app.extensions["openapi"]
 
     @app.get(
         "/docs",
@@ -858,7 +881,7 @@ def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> Metrics:
         "model_age_seconds", "Seconds since the model was trained", ["asset"], registry=registry
     )
     for key, served in models.items():
-        trained = datetime.fromisoformat(served.metadata["trained_at"].replace("Z", "+00:00")).timestamp()
+        trained = trained_at(served.metadata).timestamp()
         model_age.labels(asset=key).set_function(lambda trained=trained: time.time() - trained)
 
     @app.before_request
@@ -953,8 +976,8 @@ def add_default_headers(response: Response) -> Response:
 
 
 def register_error_handlers(app: OpenAPI) -> None:
-    @app.errorhandler(BadRequest)
-    def bad_request(error: BadRequest):
+    @app.errorhandler(ClientError)
+    def bad_request(error: ClientError):
         return error_response(400, str(error))
 
     @app.errorhandler(UnknownAsset)
@@ -972,7 +995,7 @@ def register_error_handlers(app: OpenAPI) -> None:
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
         log.exception("unhandled error")
-        return error_response(500, "internal error; the request was not understood")
+        return error_response(500, "internal error; it has been logged")
 
 
 # ---------------------------------------------------------------- serving

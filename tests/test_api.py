@@ -331,3 +331,42 @@ def test_metadata_without_a_contract_serves_prophets_output_as_it_is(model_dir_c
     yhat = model.predict(pd.DataFrame({"ds": pd.to_datetime(["2024-06-01", "2027-06-01"])})).yhat
     for day, expected in zip(["2024-06-01", "2027-06-01"], yhat, strict=True):
         assert json.loads(served.answers[day])["prediction"] == pytest.approx(expected, abs=0.01)
+
+
+def edit_metadata(model_dir, change) -> None:
+    path = model_dir / "btc.json"
+    metadata = json.loads(path.read_text())
+    change(metadata)
+    path.write_text(json.dumps(metadata))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m.pop("first_day"), "KeyError('first_day')"),
+        (lambda m: m.update(trained_at="27 Nov 2026"), "Invalid isoformat string"),
+        (lambda m: m.update(trained_at="2026-11-27T12:00:00"), "has no time zone"),
+        (lambda m: m.update(format=3), "metadata format 3 is not one of (1, 2)"),
+        (lambda m: m.update(forecast="log_close"), "forecast is not an object"),
+        (lambda m: m["forecast"].update(interval=[0.1]), "forecast interval must be an object, got list"),
+        (lambda m: m["forecast"]["interval"].update(width=0.9), "width must be 0.8"),
+    ],
+)
+def test_refuses_metadata_the_api_cannot_rely_on(model_dir_copy, change, message):
+    edit_metadata(model_dir_copy, change)
+    with pytest.raises(api.ModelError, match=re.escape(message)):
+        api.create_app(model_dir_copy)
+
+
+@pytest.mark.parametrize(
+    ("value", "served"),
+    [
+        (71989.944, 71989.94),
+        (1.005, 1.0),
+        (0.07123456, 0.0712346),
+        (0.0000123456789, 1.23457e-05),
+        (0.0, 0.0),
+    ],
+)
+def test_prices_keep_their_precision_for_cheap_coins(value, served):
+    assert api.price(value) == served

@@ -48,7 +48,7 @@ def test_debug_mode_stays_off_whatever_the_environment_says(model_dir, monkeypat
     monkeypatch.setattr(api, "model_card", explode)  # a bug in a view
     response = app.test_client().get("/models/btc")
     assert response.status_code == 500
-    assert response.get_json() == {"error": "internal error; the request was not understood"}
+    assert response.get_json() == {"error": "internal error; it has been logged"}
     assert b"secret internals" not in response.data and b"Traceback" not in response.data
 
 
@@ -93,6 +93,17 @@ def test_a_current_etag_gets_an_empty_304(client, if_none_match):
     assert response.data == b""
     assert response.headers["ETag"] == etag
     assert response.headers["Cache-Control"] == f"public, max-age={api.CACHE_MAX_AGE}"
+
+
+def test_if_modified_since_is_honoured_when_no_etag_is_sent(client):
+    last_modified = client.get(FORECAST).headers["Last-Modified"]
+    current = client.get(FORECAST, headers={"If-Modified-Since": last_modified})
+    assert (current.status_code, current.data) == (304, b"")
+    older = client.get(FORECAST, headers={"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"})
+    assert older.status_code == 200 and older.get_json()["prediction"] > 0
+    # An ETag, when sent, decides: a stale one gets the answer whatever the date says.
+    both = client.get(FORECAST, headers={"If-Modified-Since": last_modified, "If-None-Match": '"old-json"'})
+    assert both.status_code == 200
 
 
 def test_a_stale_etag_or_a_bad_request_gets_no_304(client):

@@ -120,6 +120,12 @@ def test_history_gives_the_training_closes(client):
     assert text == "date,close\n2024-01-01,2352.33\n"  # PROVENANCE.md: ETH 2024-01-01 close 2,352.33
 
 
+def test_history_takes_a_range_only(client):
+    response = client.get("/history/btc?date=2024-06-01")
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith("a range needs both 'start' and 'end'")
+
+
 def test_history_only_covers_the_data(client):
     response = client.get("/history/btc?start=2026-08-01&end=2026-09-01")
     assert response.status_code == 400
