@@ -116,7 +116,7 @@ class Fitted:
 
 def training_frame(config: Config, frame: pd.DataFrame) -> pd.DataFrame:
     """The (ds, y) rows the configuration trains on: its window, in its target space."""
-    rows = frame if config.window_days is None else frame.tail(config.window_days)
+    rows = training_window(config, frame)
     y = np.log(rows.y.to_numpy()) if config.log_target else rows.y.to_numpy()
     return pd.DataFrame({"ds": rows.ds.to_numpy(), "y": y})
 

@@ -412,7 +412,11 @@ def write_artifacts(model_path: Path, model_bytes: bytes, metadata: dict) -> Non
     model_path.parent.mkdir(parents=True, exist_ok=True)
     metadata_bytes = (json.dumps(metadata, indent=2) + "\n").encode()
     staged = [(_stage(model_path, model_bytes), model_path)]
-    staged.append((_stage(metadata_path(model_path), metadata_bytes), metadata_path(model_path)))
+    try:
+        staged.append((_stage(metadata_path(model_path), metadata_bytes), metadata_path(model_path)))
+    except BaseException:
+        staged[0][0].unlink()  # the staged model alone must not stay behind
+        raise
     # The model goes first: if the process dies in between, the sha256 in the old metadata no
     # longer matches and the API refuses the pair instead of serving it.
     for temp, final in staged:
@@ -423,6 +427,8 @@ def _stage(final: Path, content: bytes) -> Path:
     """Write `content` to a synced temp file next to `final` and return its path."""
     fd, temp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); a model must be readable by the user serving it.
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
             handle.flush()

@@ -17,7 +17,6 @@ ARG SOURCE=alpaca
 ARG BUILD_TIME=unset
 RUN echo "training for the build of ${BUILD_TIME}" \
     && python train.py --source "${SOURCE}" \
-    && chmod -R a+rX "${MODEL_DIR}" \
     && groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
 USER 10001:10001

@@ -130,7 +130,8 @@ def test_fault(case: Case, fake_alpaca, model_dir_copy):
     assert "Traceback" not in result.stderr, result.stderr
     if case.error is None:
         assert result.returncode == 0, result.stderr
-        assert_good_model(model_dir_copy, before)
+        # The fake's newest bar is today's, still open: the newest training row is the one before.
+        assert_good_model(model_dir_copy, before, fake_alpaca.state.bars["BTC/USD"][-2]["t"][:10])
     else:
         assert result.returncode == 1, result.stderr
         assert len(errors) == 1, result.stderr
@@ -138,7 +139,7 @@ def test_fault(case: Case, fake_alpaca, model_dir_copy):
         assert model_files(model_dir_copy) == before  # byte-identical, and no temp files beside
 
 
-def assert_good_model(model_dir, before: dict[str, bytes]) -> None:
+def assert_good_model(model_dir, before: dict[str, bytes], last_closed_day: str) -> None:
     """A new BTC model, from Alpaca's data, that the API accepts; ETH untouched."""
     after = model_files(model_dir)
     assert set(after) == set(before)  # no temp files left
@@ -146,7 +147,7 @@ def assert_good_model(model_dir, before: dict[str, bytes]) -> None:
     assert (after["eth.pkl"], after["eth.json"]) == (before["eth.pkl"], before["eth.json"])
     metadata = json.loads(after["btc.json"])
     assert metadata["source"] == "alpaca"
-    assert metadata["last_day"] == (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    assert metadata["last_day"] == last_closed_day
     assert metadata["model_sha256"] == hashlib.sha256(after["btc.pkl"]).hexdigest()
     assert api.load_model(model_dir / "btc.pkl", metadata["model_sha256"]).history is not None
 
