@@ -11,6 +11,7 @@ the same run, so a busy machine moves both sides alike.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Load, Server, median, rss_mb, run_wrk, start_server, stop, train_models
+from common import Load, Server, rss_mb, run_wrk, start_server, stop, train_models
 
 PYTHON = sys.executable
 DAY = "2024-06-01"
@@ -32,7 +33,7 @@ class Variant:
     loads: list[Load] = field(default_factory=list)
 
     def median(self, metric: str) -> float:
-        return median(getattr(load, metric) for load in self.loads)
+        return statistics.median(getattr(load, metric) for load in self.loads)
 
 
 def variants() -> list[Variant]:

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,10 +123,6 @@ def parse_wrk(output: str) -> Load:
 
 def _milliseconds(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def median(values) -> float:
-    return statistics.median(values)
 
 
 def train_models(model_dir: Path) -> float:

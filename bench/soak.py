@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -39,9 +40,13 @@ def sample_rss(pid: int, stop_sampling: threading.Event, samples: list[float]) -
 def timed_get(url: str) -> tuple[int, float]:
     """Status and milliseconds of one fresh request (a new connection, as a new client would)."""
     started = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=10) as response:  # nosec B310  # loopback URL built here
-        response.read()
-        return response.status, (time.perf_counter() - started) * 1000
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # nosec B310  # loopback URL built here
+            response.read()
+            status = response.status
+    except urllib.error.HTTPError as error:  # a non-2xx answer: reported as such, not a crash
+        status = error.code
+    return status, (time.perf_counter() - started) * 1000
 
 
 def soak(model_dir: Path, seconds: int, connections: int) -> bool:

@@ -28,7 +28,8 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,10 +46,6 @@ COMMAND_TIMEOUT = 120
 HEALTHY_TIMEOUT = 180  # loading the model and precomputing every answer takes seconds, not minutes
 STOP_TIMEOUT = 20
 POLL_INTERVAL = 0.2
-# A day inside the range of every model the build can make: the snapshot (2014-2026) and Alpaca
-# data from train.py's default start (2015).
-KNOWN_DAY = "2024-06-01"
-KNOWN_DAY_HTTP = "Sat, 01 Jun 2024 00:00:00 GMT"
 
 # Runs inside the image, as root so that nothing is hidden by permissions, with its own Python:
 # reports what the final image must not hold. Sent on stdin, so it never becomes part of the image.
@@ -320,15 +317,15 @@ def remove_container(engine: Engine) -> None:
 def check_answers(results: Results, base_url: str) -> None:
     status, body = get(f"{base_url}/health")
     results.check("GET /health is 200 with status ok", status == 200 and body.get("status") == "ok")
-
-    status, body = get(f"{base_url}/bitcoin?date={KNOWN_DAY}")
-    numbers = [body.get(key) for key in ("prediction_low", "prediction", "prediction_high")]
-    sane = all(isinstance(n, float) and math.isfinite(n) for n in numbers) and numbers == sorted(numbers)
-    results.check(
-        f"GET /bitcoin?date={KNOWN_DAY} is a forecast",
-        status == 200 and body.get("date") == KNOWN_DAY_HTTP and sane,
-        json.dumps(body),
-    )
+    # The days to ask about come from the model itself: the range it serves depends on the data
+    # and on the configuration the backtest chose. Its first day, and the first day it forecasts.
+    btc = body.get("models", {}).get("btc", {})
+    if not btc:
+        results.check("/health describes the BTC model", False, json.dumps(body))
+        return
+    first_forecast = date.fromisoformat(btc["data_last_day"]) + timedelta(days=1)
+    for day in (date.fromisoformat(btc["serves"]["first_day"]), first_forecast):
+        check_forecast(results, base_url, day)
 
     for query in ("date=2024-13-45", ""):
         status, body = get(f"{base_url}/bitcoin?{query}")
@@ -337,6 +334,18 @@ def check_answers(results: Results, base_url: str) -> None:
             status == 400 and isinstance(body.get("error"), str),
             json.dumps(body),
         )
+
+
+def check_forecast(results: Results, base_url: str, day: date) -> None:
+    status, body = get(f"{base_url}/bitcoin?date={day}")
+    numbers = [body.get(key) for key in ("prediction_low", "prediction", "prediction_high")]
+    sane = all(isinstance(n, float) and math.isfinite(n) for n in numbers) and numbers == sorted(numbers)
+    http_day = format_datetime(datetime.combine(day, datetime.min.time(), UTC), usegmt=True)
+    results.check(
+        f"GET /bitcoin?date={day} is a forecast",
+        status == 200 and body.get("date") == http_day and sane,
+        json.dumps(body),
+    )
 
 
 def declared_healthcheck(engine: Engine, image: str) -> list[str]:

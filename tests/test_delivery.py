@@ -120,8 +120,11 @@ def test_nothing_is_published_or_deployed_unless_everything_before_passed():
     assert not any("if" in job or "continue-on-error" in job for job in jobs.values())
     build_steps = [step.get("name", step.get("uses")) for step in jobs["build"]["steps"]]
     check = next(i for i, name in enumerate(build_steps) if name.startswith("Check the image"))
-    publish = next(i for i, name in enumerate(build_steps) if name == "Publish the checked build")
+    publish = next(i for i, name in enumerate(build_steps) if name == "Publish the checked image")
     assert check < publish
+    # What is pushed is the image that was checked, not a second build of it.
+    assert [step.get("with", {}).get("push") for step in jobs["build"]["steps"]].count(True) == 0
+    assert "docker push" in jobs["build"]["steps"][publish]["run"]
 
 
 def test_permissions_are_granted_per_job_and_only_where_needed():
