@@ -333,13 +333,6 @@ def test_metadata_without_a_contract_serves_prophets_output_as_it_is(model_dir_c
         assert json.loads(served.answers[day])["prediction"] == pytest.approx(expected, abs=0.01)
 
 
-def edit_metadata(model_dir, change) -> None:
-    path = model_dir / "btc.json"
-    metadata = json.loads(path.read_text())
-    change(metadata)
-    path.write_text(json.dumps(metadata))
-
-
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -353,7 +346,7 @@ def edit_metadata(model_dir, change) -> None:
     ],
 )
 def test_refuses_metadata_the_api_cannot_rely_on(model_dir_copy, change, message):
-    edit_metadata(model_dir_copy, change)
+    rewrite_metadata(model_dir_copy, change)
     with pytest.raises(api.ModelError, match=re.escape(message)):
         api.create_app(model_dir_copy)
 
