@@ -2,7 +2,8 @@
 #   train     installs requirements-train.txt and runs train.py: the model is made during the build,
 #             and a run that refuses its data (exit 1) fails the build, so no image is produced;
 #   api-deps  installs requirements-api.txt into a virtual environment that has no pip in it;
-#   final     that environment, api.py, the models directory and the page (web/): nothing else.
+#   final     that environment, api.py with artifact.py and the serving package, the models directory
+#             and the page (web/): no training code.
 #
 #   docker build -t crypto-predict .                                   # live Alpaca data
 #   docker build --build-arg SOURCE=snapshot -t crypto-predict .       # offline: the bundled snapshot
@@ -22,7 +23,8 @@ COPY requirements-train.txt ./
 RUN python -m venv /opt/train \
     && /opt/train/bin/pip install --no-cache-dir -r requirements-train.txt
 COPY data/ data/
-COPY assets.toml train.py backtest.py ./
+COPY assets.toml train.py artifact.py ./
+COPY training/ training/
 # train.py writes one model and its metadata per asset of assets.toml here.
 ENV MODEL_DIR=/build/models
 # alpaca (default): live bars; snapshot: the bundled CSV, for builds without network access.
@@ -50,7 +52,8 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
 WORKDIR /app
 COPY --from=api-deps /opt/venv /opt/venv
-COPY api.py ./
+COPY api.py artifact.py ./
+COPY serving/ serving/
 COPY web/ web/
 COPY --from=train /build/models/ models/
 # Files stay owned by root: the server can read its code and models but never change them.

@@ -38,7 +38,7 @@ test: $(VENV)/.dev-deps
 
 ## report: backtest every candidate on the bundled snapshots; writes reports/backtest.md and its plots
 report: $(VENV)/.run-deps
-	$(PY) backtest.py --report
+	$(PY) -m training.report
 
 ## bench: /bitcoin against a Flask hello world and the naive per-request predict (needs wrk)
 bench: $(VENV)/.run-deps

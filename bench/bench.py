@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Load, Server, rss_mb, run_wrk, start_server, stop, train_models
+from common import Load, Server, rss_mb, run_wrk, start_server, stop_process, train_models
 
 PYTHON = sys.executable
 DAY = "2024-06-01"
@@ -71,7 +71,7 @@ def measure(args: argparse.Namespace) -> None:
             api_rss = rss_mb(servers["api"].process.pid)
         finally:
             for server in servers.values():
-                stop(server.process)
+                stop_process(server.process)
     report(all_variants, servers, api_rss, train_seconds, args)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,15 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))  # the helpers shared with the tests and the delivery scripts
+
+from processes import free_port, stop_process  # noqa: E402
+
 READY_TIMEOUT = 60.0  # seconds for a server to answer its first request
 POLL_INTERVAL = 0.01  # seconds between readiness probes: the cold-start figure's resolution
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -52,7 +47,7 @@ def start_server(name: str, command: list[str], path: str, env: dict[str, str] |
         if answers_200(url):
             return Server(name, process, url, time.perf_counter() - started)
         time.sleep(POLL_INTERVAL)
-    stop(process)
+    stop_process(process)
     raise RuntimeError(f"{name} did not answer {url} within {READY_TIMEOUT:.0f} s")
 
 
@@ -62,17 +57,6 @@ def answers_200(url: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM a process this benchmark started, then SIGKILL it if it lingers."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def rss_mb(pid: int) -> float:

@@ -2,7 +2,7 @@
 
 It is what a first version of this service looks like: load the pickle, forecast the one
 requested day per request. Besides being slow, its interval for far dates is too narrow
-(see api.forecast_table); it is measured here, never served.
+(see artifact.forecast_table); it is measured here, never served.
 """
 
 import logging

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, rss_mb, run_wrk, start_server, stop, train_models
+from common import ROOT, rss_mb, run_wrk, start_server, stop_process, train_models
 
 SCRIPT = Path(__file__).resolve().parent / "soak.lua"
 WARM_UP_SECONDS = 10
@@ -68,7 +68,7 @@ def soak(model_dir: Path, seconds: int, connections: int) -> bool:
         after = [timed_get(base + path) for path in AFTER_PATHS for _ in range(5)]
         still_running = server.process.poll() is None
     finally:
-        stop(server.process)
+        stop_process(server.process)
 
     print(
         f"soak: {seconds} s at {connections} connections, wrk -t2 -s bench/soak.lua (7 kinds of valid read)"

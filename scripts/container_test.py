@@ -21,7 +21,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+
+from processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -52,13 +53,15 @@ POLL_INTERVAL = 0.2
 IMAGE_PROBE = r"""
 import importlib.util, json, os, shutil
 SKIP = {"/proc", "/sys", "/dev"}
-found = {"train.py": [], "notebooks": [], "snapshots": [], "pip_caches": [], "alpaca": []}
+found = {"train.py": [], "training": [], "notebooks": [], "snapshots": [], "pip_caches": [], "alpaca": []}
 for root, dirs, files in os.walk("/"):
     dirs[:] = [d for d in dirs if os.path.join(root, d) not in SKIP]
     for name in dirs:
         path = os.path.join(root, name)
         if name == "pip" and os.path.basename(root) == ".cache":
             found["pip_caches"].append(path)
+        if name == "training" and os.path.isfile(os.path.join(path, "pipeline.py")):
+            found["training"].append(path)
         if name == "alpaca" or name.startswith("alpaca_py-"):
             found["alpaca"].append(path)
     for name in files:
@@ -228,13 +231,6 @@ def image_config(engine: Engine, image: str) -> dict:
 # ---------------------------------------------------------------- running the image
 
 
-def free_port() -> int:
-    """A loopback port free right now, for the published container port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_container(engine: Engine, image: str, port: int) -> subprocess.CompletedProcess:
     """Start the image as production would, but locked down: read-only root, only /tmp writable."""
     return run(
@@ -384,7 +380,7 @@ def check_locked_down(results: Results, engine: Engine, config: dict) -> None:
 
 
 def check_contents(results: Results, engine: Engine, image: str) -> None:
-    """What the final image holds: api.py, the models and the page, and none of the build's leftovers."""
+    """What the final image holds: the serving code, the models, the page, and no build leftovers."""
     probe = run(
         [engine.name, "run", "--rm", "-i", "--network", "none", "--user", "0", image, "python", "-"],
         stdin=IMAGE_PROBE,
@@ -395,13 +391,14 @@ def check_contents(results: Results, engine: Engine, image: str) -> None:
         return
     found = json.loads(probe.stdout)
     results.check(
-        "/app holds api.py, models/ and web/ only",
-        found["app"] == ["api.py", "models", "web"],
+        "/app holds api.py, artifact.py, serving/, models/ and web/ only",
+        found["app"] == ["api.py", "artifact.py", "models", "serving", "web"],
         str(found["app"]),
     )
     models_ok = bool(found["models"]) and all(name.endswith((".pkl", ".json")) for name in found["models"])
     results.check("/app/models holds model files only", models_ok, str(found["models"]))
     results.check("no train.py", not found["train.py"], str(found["train.py"]))
+    results.check("no training package", not found["training"], str(found["training"]))
     alpaca = found["alpaca"] + (["importable"] if found["alpaca_importable"] else [])
     results.check("no alpaca-py", not alpaca, str(alpaca))
     results.check("no notebook", not found["notebooks"], str(found["notebooks"]))

@@ -6,7 +6,6 @@ import os
 import queue
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +16,8 @@ from pathlib import Path
 import pytest
 
 import api
+from scripts.processes import stop_process
+from serving.answers import ServedModel
 from tests.fake_alpaca import FakeAlpaca, all_redated_bars, start_fake_alpaca, stop_fake_alpaca
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +75,7 @@ def client(app):
 
 
 @pytest.fixture(scope="session")
-def served(app) -> api.ServedModel:
+def served(app) -> ServedModel:
     """The BTC model as the app serves it."""
     return app.extensions["served_models"]["btc"]
 
@@ -124,18 +125,6 @@ def start_api(model_dir: Path, extra_env: dict | None = None) -> LiveServer:
             return LiveServer(process, listening.group(1), lines, reader)
     stop_process(process)
     raise AssertionError("api.py did not start:\n" + "".join(lines))
-
-
-def stop_process(process: subprocess.Popen) -> int:
-    """SIGTERM the process we started and wait for it; returns its exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 @pytest.fixture(scope="session")

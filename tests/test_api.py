@@ -14,6 +14,9 @@ import pytest
 from openapi_spec_validator import validate
 
 import api
+import artifact
+from artifact import Interval
+from serving.answers import price
 
 FORECAST_KEYS = ["date", "prediction", "prediction_low", "prediction_high"]
 
@@ -50,7 +53,7 @@ def load_pickle(path):
 
 
 def test_answers_follow_the_forecast_contract(model_dir, served, client):
-    """README, "Model artifact": past days are Prophet's fit; later ones hold the trend, anchor, calibrate."""
+    """artifact.py: past days are Prophet's fit; later ones hold the trend, anchor, calibrate."""
     model = load_pickle(model_dir / "btc.pkl")
     contract = served.metadata["forecast"]
     last_day = pd.Timestamp(served.metadata["last_day"])
@@ -78,22 +81,12 @@ def test_answers_follow_the_forecast_contract(model_dir, served, client):
     assert next_day["prediction"] == pytest.approx(last_close["closes"][0]["close"], rel=0.01)
 
 
-def test_contract_bounds_mirror_the_training_side():
-    """api.py may not import backtest.py; the two copies of the interval rule must agree."""
-    import backtest
-
+def test_interval_bounds_interpolate_between_knots_and_grow_past_the_last():
     rng = np.random.default_rng(0)
-    days = np.arange(1, 800)
     knots = [1, 5, 30, 90, 365]
     lower = np.minimum.accumulate(-rng.uniform(0.01, 0.3, 5)).tolist()
     upper = np.maximum.accumulate(rng.uniform(0.01, 0.3, 5)).tolist()
-    for mine, theirs in zip(
-        api.interval_bounds(days, knots, lower, upper),
-        backtest.interval_bounds(days, knots, lower, upper),
-        strict=True,
-    ):
-        np.testing.assert_array_equal(mine, theirs)
-    low, high = api.interval_bounds([1, 3, 365, 1460], knots, lower, upper)
+    low, high = Interval(knots, lower, upper).bounds([1, 3, 365, 1460])
     assert (low[0], high[0]) == (lower[0], upper[0])
     assert low[1] == pytest.approx(lower[1] / 2 + lower[0] / 2)  # halfway between the knots 1 and 5
     assert (low[3], high[3]) == pytest.approx((2 * lower[-1], 2 * upper[-1]))  # sqrt(4) past the last knot
@@ -274,7 +267,7 @@ def test_refuses_a_truncated_model(model_dir_copy):
 
 def rewrite_with_matching_sha(model_path, content: bytes) -> None:
     model_path.write_bytes(content)
-    metadata_path = api.metadata_path(model_path)
+    metadata_path = artifact.metadata_path(model_path)
     metadata = json.loads(metadata_path.read_text())
     metadata["model_sha256"] = hashlib.sha256(content).hexdigest()
     metadata_path.write_text(json.dumps(metadata))
@@ -362,4 +355,4 @@ def test_refuses_metadata_the_api_cannot_rely_on(model_dir_copy, change, message
     ],
 )
 def test_prices_keep_their_precision_for_cheap_coins(value, served):
-    assert api.price(value) == served
+    assert price(value) == served

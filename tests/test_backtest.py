@@ -1,4 +1,4 @@
-"""backtest.py on small synthetic series whose answers are known in advance."""
+"""The backtest and its evaluation (training/) on small synthetic series with answers known in advance."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import backtest
+from artifact import Interval
+from training import backtest, configs, errors, evaluation
 
 
 def series(log_prices: np.ndarray, start: str = "2020-01-01") -> pd.DataFrame:
@@ -35,7 +36,7 @@ def test_steady_growth_drift_is_exact_and_naive_lags_by_a_known_amount():
     growth = 0.001  # per day, in log price
     frame = series(np.log(100.0) + growth * np.arange(2500))
     bt = backtest.run_backtest(frame, [])
-    naive, drift = backtest.score(bt, "naive"), backtest.score(bt, "drift")
+    naive, drift = evaluation.score(bt, "naive"), evaluation.score(bt, "drift")
     ahead = np.arange(1, 91)
     # Naive says "no change"; the price has grown by e^(gh) since: APE = 1 - e^(-gh) of the actual.
     np.testing.assert_allclose(naive.mape, 100 * (1 - np.exp(-growth * ahead)), rtol=1e-9)
@@ -50,7 +51,7 @@ def test_random_walk_naive_error_and_interval_match_theory():
     """On a log random walk naive misses by |e^(s sqrt(h) Z) - 1|; its 80% interval is +-1.28 s sqrt(h)."""
     sigma = 0.02
     bt = backtest.run_backtest(series(random_walk(3000, sigma)), [])
-    naive, drift = backtest.score(bt, "naive"), backtest.score(bt, "drift")
+    naive, drift = evaluation.score(bt, "naive"), evaluation.score(bt, "drift")
     for h in (1, 7, 30):
         theory = 100 * sigma * np.sqrt(h) * np.sqrt(2 / np.pi)  # E|sigma sqrt(h) Z|, for small sigma
         assert naive.mape[h - 1] == pytest.approx(theory, rel=0.3)
@@ -66,9 +67,9 @@ def test_held_trend_equals_naive_a_week_ahead_and_beats_it_a_day_ahead():
     days = 1100
     weekly = 0.08 * np.isin(pd.date_range("2020-01-01", periods=days).day_of_week, (5, 6))  # dearer weekends
     frame = series(random_walk(days, 0.005) + weekly)
-    held = backtest.Config("held", window_days=None, hold_trend=True)
+    held = configs.Config("held", window_days=None, hold_trend=True)
     bt = backtest.run_backtest(frame, [held], jobs=2, eval_cutoffs=10)
-    model, naive = backtest.score(bt, "held"), backtest.score(bt, "naive")
+    model, naive = evaluation.score(bt, "held"), evaluation.score(bt, "naive")
     assert bt.evaluated == 10
     # The weekly pattern is the same a week later: the forecast is exactly the last close.
     assert model.mape[6] == pytest.approx(naive.mape[6], rel=1e-6)
@@ -98,12 +99,12 @@ def test_calibration_takes_the_10_and_90_percent_residual_quantiles():
     steps = np.linspace(-0.05, 0.05, 11)  # 11 residuals: the 10% and 90% quantiles are -0.04 and 0.04
     residuals = np.repeat(steps[:, None], 365, axis=1)
     bt = handmade(residuals)
-    interval = backtest.calibrate(bt, "m", known_by=pd.Timestamp("2030-01-01"), scale_now=1.0)
+    interval = evaluation.calibrate(bt, "m", known_by=pd.Timestamp("2030-01-01"), scale_now=1.0)
     assert interval.horizon_days == list(backtest.KNOTS)
     assert interval.lower == pytest.approx([-0.04] * len(backtest.KNOTS))
     assert interval.upper == pytest.approx([0.04] * len(backtest.KNOTS))
     # Scaled to today's volatility: twice as volatile, twice as wide.
-    doubled = backtest.calibrate(bt, "m", known_by=pd.Timestamp("2030-01-01"), scale_now=2.0)
+    doubled = evaluation.calibrate(bt, "m", known_by=pd.Timestamp("2030-01-01"), scale_now=2.0)
     assert doubled.upper == pytest.approx([0.08] * len(backtest.KNOTS))
 
 
@@ -111,13 +112,13 @@ def test_calibration_uses_only_known_residuals_and_never_narrows():
     steps = np.linspace(-0.05, 0.05, 11)
     shrink = np.where(np.arange(1, 366) >= 30, 0.5, 1.0)  # residuals from 30 days on are half as big
     bt = handmade(steps[:, None] * shrink[None, :])
-    interval = backtest.calibrate(bt, "m", known_by=pd.Timestamp("2030-01-01"), scale_now=1.0)
+    interval = evaluation.calibrate(bt, "m", known_by=pd.Timestamp("2030-01-01"), scale_now=1.0)
     assert interval.upper[-1] == pytest.approx(0.04)  # the wider bound of shorter horizons is kept
     # Known 10 days after the last cutoff: 11 outcomes up to 10 days ahead, 10 up to 40 days
     # ahead (the last cutoff's are unknown yet), 9 at 45 days: too few from there on.
     known_by = bt.cutoffs[-1] + pd.Timedelta(days=10)
-    assert backtest.calibrate(bt, "m", known_by, 1.0).horizon_days == [1, 2, 3, 5, 7, 10, 14, 21, 30]
-    assert backtest.calibrate(bt, "m", bt.cutoffs[5], 1.0) is None  # 5 residuals: too few
+    assert evaluation.calibrate(bt, "m", known_by, 1.0).horizon_days == [1, 2, 3, 5, 7, 10, 14, 21, 30]
+    assert evaluation.calibrate(bt, "m", bt.cutoffs[5], 1.0) is None  # 5 residuals: too few
 
 
 def test_served_interval_at_a_cutoff_uses_only_the_past():
@@ -126,14 +127,14 @@ def test_served_interval_at_a_cutoff_uses_only_the_past():
     growing = 0.2 + 0.01 * np.arange(20)
     residuals = np.repeat(np.concatenate([calm, growing])[:, None], 365, axis=1)
     bt = handmade(residuals)
-    low, high = backtest.served_bounds(bt, "m", 1)
+    low, high = evaluation.served_bounds(bt, "m", 1)
     # The first evaluated cutoff (the 21st) has only the calm past: its interval is +-1%.
     assert (low[0, 0], high[0, 0]) == pytest.approx((100 * np.exp(-0.01), 100 * np.exp(0.01)))
-    assert backtest.score(bt, "m", 1).coverage[0] == 0.0
+    assert evaluation.score(bt, "m", 1).coverage[0] == 0.0
 
 
 def test_interval_bounds_interpolate_and_grow_like_a_random_walk_past_the_last_knot():
-    low, high = backtest.interval_bounds([1, 5.5, 10, 40], [1, 10], [-0.1, -0.2], [0.1, 0.3])
+    low, high = Interval([1, 10], [-0.1, -0.2], [0.1, 0.3]).bounds([1, 5.5, 10, 40])
     np.testing.assert_allclose(low, [-0.1, -0.15, -0.2, -0.4])
     np.testing.assert_allclose(high, [0.1, 0.2, 0.3, 0.6])
 
@@ -141,47 +142,47 @@ def test_interval_bounds_interpolate_and_grow_like_a_random_walk_past_the_last_k
 # ---------------------------------------------------------------- choice and gate
 
 
-def scores(mape: list[float], coverage: float = 0.8) -> backtest.Scores:
+def scores(mape: list[float], coverage: float = 0.8) -> evaluation.Scores:
     """Scores with the given MAPE at 1, 7, 30 and 90 days (flat in between)."""
     by_day = np.interp(np.arange(1, 91), backtest.HORIZONS, mape)
-    return backtest.Scores(by_day, by_day, by_day, np.full(90, coverage), by_day)
+    return evaluation.Scores(by_day, by_day, by_day, np.full(90, coverage), by_day)
 
 
 def test_choice_prefers_the_earlier_candidate_unless_a_later_one_is_clearly_better():
-    first, second = backtest.Config("first"), backtest.Config("second")
+    first, second = configs.Config("first"), configs.Config("second")
     naive = scores([1, 4, 10, 20])
     nearly = {"naive": naive, "first": scores([1, 4, 10, 20.3]), "second": scores([1, 4, 10, 20])}
-    assert backtest.choose(nearly, [first, second]) is first  # 0.4% worse: within the tolerance
+    assert evaluation.choose(nearly, [first, second]) is first  # 0.4% worse: within the tolerance
     clearly = {"naive": naive, "first": scores([1, 4, 10, 22]), "second": scores([1, 4, 10, 20])}
-    assert backtest.choose(clearly, [first, second]) is second
-    assert backtest.selection_score(clearly["first"], naive) == pytest.approx(1.025)
+    assert evaluation.choose(clearly, [first, second]) is second
+    assert evaluation.selection_score(clearly["first"], naive) == pytest.approx(1.025)
 
 
 def test_quality_gate():
     bt = handmade(np.zeros((60, 365)))  # 30 evaluated cutoffs
     naive = scores([1, 4, 10, 20])
-    assert backtest.gate_failures(bt, scores([1, 4, 10, 20]), naive) == []
-    assert backtest.gate_failures(bt, scores([1, 4, 10, 24.9]), naive) == []
-    failures = backtest.gate_failures(bt, scores([1, 4, 13, 20], coverage=0.5), naive)
+    assert evaluation.gate_failures(bt, scores([1, 4, 10, 20]), naive) == []
+    assert evaluation.gate_failures(bt, scores([1, 4, 10, 24.9]), naive) == []
+    failures = evaluation.gate_failures(bt, scores([1, 4, 13, 20], coverage=0.5), naive)
     assert failures == [
         "MAPE at 30 d is 13.00%, above 1.25 x naive (12.50%)",
         "80% interval covers 50% at 7 d, outside 60%-95%",
         "80% interval covers 50% at 30 d, outside 60%-95%",
     ]
-    assert backtest.gate_failures(bt, scores([1, 4, 10, 20], coverage=0.99), naive)  # too wide to inform
-    assert backtest.gate_failures(bt, scores([np.nan, 4, 10, 20]), naive) == [
+    assert evaluation.gate_failures(bt, scores([1, 4, 10, 20], coverage=0.99), naive)  # too wide to inform
+    assert evaluation.gate_failures(bt, scores([np.nan, 4, 10, 20]), naive) == [
         "MAPE at 1 d is nan%, above 1.25 x naive (1.25%)"
     ]
     bt.evaluated = 5
-    assert backtest.gate_failures(bt, scores([1, 4, 10, 20]), naive) == [
+    assert evaluation.gate_failures(bt, scores([1, 4, 10, 20]), naive) == [
         "only 5 evaluated cutoffs, at least 8 needed"
     ]
-    assert backtest.gate_failures(bt, scores([1, 4, 10, 20]), naive, max_mape_ratio=0.5)[1:] == [
+    assert evaluation.gate_failures(bt, scores([1, 4, 10, 20]), naive, max_mape_ratio=0.5)[1:] == [
         f"MAPE at {h} d is {m:.2f}%, above 0.5 x naive ({m / 2:.2f}%)"
         for h, m in zip((1, 7, 30, 90), (1, 4, 10, 20), strict=True)
     ]
 
 
 def test_too_little_data_for_a_backtest_is_a_quality_error():
-    with pytest.raises(backtest.QualityError, match="500 days of data are too few for a backtest"):
+    with pytest.raises(errors.QualityError, match="500 days of data are too few for a backtest"):
         backtest.run_backtest(series(np.zeros(500)), [])

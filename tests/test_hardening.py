@@ -15,6 +15,8 @@ import requests
 from werkzeug.http import http_date
 
 import api
+import serving.routes
+from serving.caching import CACHE_MAX_AGE, cache_validators
 from tests.conftest import ROOT
 
 FORECAST = "/bitcoin?date=2024-06-01"
@@ -45,7 +47,7 @@ def test_debug_mode_stays_off_whatever_the_environment_says(model_dir, monkeypat
     def explode(served):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(api, "model_card", explode)  # a bug in a view
+    monkeypatch.setattr(serving.routes, "model_card", explode)  # a bug in a view
     response = app.test_client().get("/models/btc")
     assert response.status_code == 500
     assert response.get_json() == {"error": "internal error; it has been logged"}
@@ -57,7 +59,7 @@ def test_debug_mode_stays_off_whatever_the_environment_says(model_dir, monkeypat
 
 def test_forecasts_are_cacheable_with_validators(client, served):
     response = client.get(FORECAST)
-    assert response.headers["Cache-Control"] == f"public, max-age={api.CACHE_MAX_AGE}"
+    assert response.headers["Cache-Control"] == f"public, max-age={CACHE_MAX_AGE}"
     assert response.headers["Vary"] == "Accept"
     trained = datetime.fromisoformat(served.metadata["trained_at"])
     assert response.headers["Last-Modified"] == http_date(trained)
@@ -92,7 +94,7 @@ def test_a_current_etag_gets_an_empty_304(client, if_none_match):
     assert response.status_code == 304
     assert response.data == b""
     assert response.headers["ETag"] == etag
-    assert response.headers["Cache-Control"] == f"public, max-age={api.CACHE_MAX_AGE}"
+    assert response.headers["Cache-Control"] == f"public, max-age={CACHE_MAX_AGE}"
 
 
 def test_if_modified_since_is_honoured_when_no_etag_is_sent(client):
@@ -124,14 +126,14 @@ def test_errors_and_live_status_are_never_stored(client, path):
 
 def test_the_etag_changes_with_any_served_answer_and_only_then(app, live_server):
     models = app.extensions["served_models"]
-    validators = api.cache_validators(models)
-    assert api.cache_validators(models) == validators  # the same models give the same tag...
+    validators = cache_validators(models)
+    assert cache_validators(models) == validators  # the same models give the same tag...
     over_http = requests.get(live_server.url + FORECAST, timeout=10).headers["ETag"]
     assert over_http == f'"{validators.etags["application/json"]}"'  # ...in another process too
     btc = models["btc"]
     day = "2024-06-01"
     changed = dataclasses.replace(btc, answers={**btc.answers, day: btc.answers[day].replace(b"7", b"8", 1)})
-    assert api.cache_validators({**models, "btc": changed}).etags != validators.etags
+    assert cache_validators({**models, "btc": changed}).etags != validators.etags
 
 
 # ---------------------------------------------------------------- CORS

@@ -3,7 +3,7 @@
 Requests are written to the socket by hand: HTTP client libraries would clean up exactly the
 malformed URLs, headers and bodies these tests are about. What the app answers is JSON; what
 Waitress refuses before the app sees it (too large, not HTTP) gets Waitress's own plain-text
-error, as the README says.
+error, as docs/api.md says.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import api
+from serving.server import SERVER_LIMITS
 
-MAX_HEADER = api.SERVER_LIMITS["max_request_header_size"]
-MAX_BODY = api.SERVER_LIMITS["max_request_body_size"]
+MAX_HEADER = SERVER_LIMITS["max_request_header_size"]
+MAX_BODY = SERVER_LIMITS["max_request_body_size"]
 
 
 @dataclass

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-import api
+from serving.queries import MAX_RANGE_DAYS
 from tests.conftest import ROOT
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))  # GitHub's runners have google-chrome
@@ -151,7 +151,7 @@ def api_range(live_server, path: str, key: str, first: str, last: str) -> list[d
     """All items of a range route, asked in pieces of at most MAX_RANGE_DAYS days."""
     items, start, end = [], date.fromisoformat(first), date.fromisoformat(last)
     while start <= end:
-        stop = min(start + timedelta(days=api.MAX_RANGE_DAYS - 1), end)
+        stop = min(start + timedelta(days=MAX_RANGE_DAYS - 1), end)
         response = api_get(live_server, path, start=start.isoformat(), end=stop.isoformat())
         assert response.status_code == 200, response.text
         items += response.json()[key]
@@ -219,7 +219,7 @@ def test_chart_draws_the_apis_history_and_forecast(session, live_server):
     assert len(ranges) >= 2
     for query in ranges:
         days = (date.fromisoformat(query["end"][0]) - date.fromisoformat(query["start"][0])).days + 1
-        assert days <= api.MAX_RANGE_DAYS
+        assert days <= MAX_RANGE_DAYS
     session.assert_clean()
 
 

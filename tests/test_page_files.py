@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-import api
+from serving.page import YEAR_SECONDS
 
 PLOTLY_FILE = "vendor/plotly-basic-4.1.1.min.js"
 # web/vendor/README.md: the file as published in npm's plotly.js-basic-dist-min 4.1.1, unchanged.
@@ -56,7 +56,7 @@ def test_vendored_plotly_is_the_pinned_file_cached_for_a_year(client):
     assert response.status_code == 200 and response.mimetype == "text/javascript"
     assert hashlib.sha256(response.get_data()).hexdigest() == PLOTLY_SHA256
     cache = response.cache_control
-    assert (cache.public, cache.max_age, cache.immutable) == (True, api.YEAR_SECONDS, True)
+    assert (cache.public, cache.max_age, cache.immutable) == (True, YEAR_SECONDS, True)
     assert not cache.no_cache
 
 

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from scripts.processes import free_port
 from tests.conftest import ROOT
-from tests.test_train import closed_port
 
 DEPLOY_SCRIPT = ROOT / "scripts" / "render_deploy.py"
 IMAGE = "ghcr.io/owner/crypto-predict-api:1.2.3-20260827120000"
@@ -112,7 +112,7 @@ def test_a_busy_hook_is_retried(hook):
 
 
 def test_an_unreachable_hook_fails_after_the_attempts():
-    result = deploy(f"http://127.0.0.1:{closed_port()}/deploy/srv-abc123?key={HOOK_KEY}")
+    result = deploy(f"http://127.0.0.1:{free_port()}/deploy/srv-abc123?key={HOOK_KEY}")
     assert result.returncode == 1
     assert "cannot reach the deploy hook" in result.stderr
     assert HOOK_KEY not in result.stdout + result.stderr

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 
-import api
+from serving.queries import MAX_RANGE_DAYS
 
 
 def test_bitcoin_is_exactly_forecast_btc(client):
@@ -71,13 +71,13 @@ def test_one_day_in_csv_too(client):
 
 def test_range_limit_is_enforced_exactly(client):
     start = date(2020, 1, 1)
-    longest = start + timedelta(days=api.MAX_RANGE_DAYS - 1)
+    longest = start + timedelta(days=MAX_RANGE_DAYS - 1)
     ok = client.get(f"/forecast/btc?start={start}&end={longest}")
-    assert ok.status_code == 200 and len(ok.get_json()["forecasts"]) == api.MAX_RANGE_DAYS
+    assert ok.status_code == 200 and len(ok.get_json()["forecasts"]) == MAX_RANGE_DAYS
     too_long = client.get(f"/forecast/btc?start={start}&end={longest + timedelta(days=1)}")
     assert too_long.status_code == 400
     assert too_long.get_json()["error"] == (
-        f"at most {api.MAX_RANGE_DAYS} days per request; {start} to {longest + timedelta(days=1)} is 1501"
+        f"at most {MAX_RANGE_DAYS} days per request; {start} to {longest + timedelta(days=1)} is 1501"
     )
 
 

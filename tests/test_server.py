@@ -6,7 +6,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import start_api, stop_process
+from scripts.processes import stop_process
+from tests.conftest import start_api
 
 
 def test_serves_the_same_answer_as_the_app(live_server, client):

@@ -5,24 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import socket
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
 
-import backtest
-import train
+import artifact
+from scripts.processes import free_port
 from tests.conftest import run_train
+from training import backtest, configs, errors, validation
+from training.assets import load_assets
 
 NOW = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def model_files(model_dir, asset: str = "btc") -> dict[str, bytes]:
@@ -66,7 +60,7 @@ def test_trains_every_asset_from_alpaca_through_the_sdk(fake_alpaca, tmp_path):
         assert set(metadata["versions"]) >= {"python", "prophet", "pandas", "numpy", "alpaca-py"}
         assert metadata["trained_at"].endswith("Z")
         assert metadata["backtest"] is None and metadata["forecast"]["interval"] is None
-        assert metadata["config"]["name"] == backtest.DEFAULT_CONFIG.name
+        assert metadata["config"]["name"] == configs.DEFAULT_CONFIG.name
     assert {r["query"]["symbols"] for r in fake_alpaca.state.requests} == {"BTC/USD", "ETH/USD"}
 
 
@@ -106,10 +100,10 @@ def test_the_backtest_chooses_and_calibrates_the_served_configuration(model_dir)
         summary, config = metadata["backtest"], metadata["config"]
         # The bundled snapshot is fixed data: on it the backtest chooses the held trend for both.
         assert summary["chosen"] == config["name"] == "held-trend"
-        assert config == backtest.CANDIDATES[0].params()
+        assert config == configs.CANDIDATES[0].params()
         assert (summary["cutoffs"], summary["horizons"]) == (40, [1, 7, 30, 90])
         assert (summary["first_cutoff"], summary["last_cutoff"]) == ("2023-03-09", "2026-05-22")
-        assert set(summary["candidates"]) == {c.name for c in backtest.CANDIDATES}
+        assert set(summary["candidates"]) == {c.name for c in configs.CANDIDATES}
         assert summary["candidates"]["held-trend"] == min(summary["candidates"].values())
         models = summary["models"]
         assert set(models) == {"held-trend", "naive", "drift"}
@@ -161,7 +155,7 @@ def test_unreachable_alpaca_fails_with_one_line_and_keeps_the_old_model(model_di
     before = model_files(model_dir_copy)
     result = run_train(
         "--source", "alpaca", "--asset", "btc", "--model-dir", str(model_dir_copy),
-        env={"ALPACA_DATA_URL": f"http://127.0.0.1:{closed_port()}"},
+        env={"ALPACA_DATA_URL": f"http://127.0.0.1:{free_port()}"},
     )  # fmt: skip
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
@@ -188,7 +182,7 @@ def test_one_failing_asset_does_not_stop_the_others(fake_alpaca, model_dir_copy)
 def test_auto_falls_back_to_the_snapshot_loudly(tmp_path):
     result = run_train(
         "--source", "auto", "--asset", "eth", "--model-dir", str(tmp_path), "--no-backtest",
-        env={"ALPACA_DATA_URL": f"http://127.0.0.1:{closed_port()}"},
+        env={"ALPACA_DATA_URL": f"http://127.0.0.1:{free_port()}"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "TRAINING ETH/USD ON THE BUNDLED SNAPSHOT" in result.stderr
@@ -220,7 +214,7 @@ def test_rejects_bad_arguments(args, complaint):
 
 
 def test_assets_come_from_the_configuration():
-    assets = train.load_assets()
+    assets = load_assets()
     assert {key: a.symbol for key, a in assets.items()} == {"btc": "BTC/USD", "eth": "ETH/USD"}
     assert all(a.snapshot.is_file() for a in assets.values())
 
@@ -237,7 +231,7 @@ def daily_bars(days: int = 400, end: str = "2026-08-20") -> pd.DataFrame:
 
 
 def validate(bars: pd.DataFrame, max_stale_days: int | None = 3) -> pd.DataFrame:
-    return train.validate_bars(bars, min_rows=365, max_stale_days=max_stale_days, now=NOW)
+    return validation.validate_bars(bars, min_rows=365, max_stale_days=max_stale_days, now=NOW)
 
 
 def test_valid_bars_become_prophet_input():
@@ -265,7 +259,7 @@ def test_valid_bars_become_prophet_input():
     ],
 )
 def test_refuses_bad_bars(damage, message):
-    with pytest.raises(train.TrainingError, match=re.escape(message)):
+    with pytest.raises(errors.TrainingError, match=re.escape(message)):
         validate(damage(daily_bars()))
 
 
@@ -275,16 +269,16 @@ def test_the_snapshot_is_exempt_from_staleness():
 
 def test_drops_the_still_open_day():
     bars = daily_bars(end="2026-08-21")
-    assert train.drop_open_day(bars, NOW).index[-1] == pd.Timestamp("2026-08-20")
-    assert len(train.drop_open_day(bars, NOW + timedelta(days=1))) == 400
+    assert validation.drop_open_day(bars, NOW).index[-1] == pd.Timestamp("2026-08-20")
+    assert len(validation.drop_open_day(bars, NOW + timedelta(days=1))) == 400
 
 
 def test_write_artifacts_replaces_both_files(tmp_path):
     path = tmp_path / "sub" / "model.pkl"
-    train.write_artifacts(path, b"first", {"n": 1})
-    train.write_artifacts(path, b"second", {"n": 2})
+    artifact.write_pair(path, b"first", {"n": 1})
+    artifact.write_pair(path, b"second", {"n": 2})
     assert path.read_bytes() == b"second"
-    assert json.loads(train.metadata_path(path).read_text()) == {"n": 2}
+    assert json.loads(artifact.metadata_path(path).read_text()) == {"n": 2}
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.json", "model.pkl"]
     assert {oct(p.stat().st_mode & 0o777) for p in path.parent.iterdir()} == {
         "0o644"
@@ -293,16 +287,16 @@ def test_write_artifacts_replaces_both_files(tmp_path):
 
 def test_a_failed_write_leaves_no_staged_file(tmp_path, monkeypatch):
     path = tmp_path / "model.pkl"
-    train.write_artifacts(path, b"old", {"n": 0})
-    real_stage = train._stage
+    artifact.write_pair(path, b"old", {"n": 0})
+    real_stage = artifact._stage
 
     def stage_then_fail_on_metadata(final, content):  # a full disk, which a test cannot make for real
         if final.suffix == ".json":
             raise OSError(28, "No space left on device")
         return real_stage(final, content)
 
-    monkeypatch.setattr(train, "_stage", stage_then_fail_on_metadata)
+    monkeypatch.setattr(artifact, "_stage", stage_then_fail_on_metadata)
     with pytest.raises(OSError, match="No space left"):
-        train.write_artifacts(path, b"new", {"n": 1})
+        artifact.write_pair(path, b"new", {"n": 1})
     assert path.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.pkl"]

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-import api
+from artifact import read_model
 from tests import fake_alpaca as fa
 from tests.conftest import run_train
 
@@ -149,7 +149,7 @@ def assert_good_model(model_dir, before: dict[str, bytes], last_closed_day: str)
     assert metadata["source"] == "alpaca"
     assert metadata["last_day"] == last_closed_day
     assert metadata["model_sha256"] == hashlib.sha256(after["btc.pkl"]).hexdigest()
-    assert api.load_model(model_dir / "btc.pkl", metadata["model_sha256"]).history is not None
+    assert read_model(model_dir / "btc.pkl", metadata["model_sha256"]).history is not None
 
 
 def test_bad_time_limit_settings_fail_with_one_line(model_dir_copy, fake_alpaca):

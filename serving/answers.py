@@ -1,0 +1,116 @@
+"""Every answer a model gives, precomputed once at startup, so that a request is a lookup."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from werkzeug.http import http_date
+
+from artifact import (
+    ForecastContract,
+    Metadata,
+    ModelError,
+    forecast_table,
+    read_metadata,
+    read_model,
+    served_forecast,
+)
+
+ALIASES = {"/bitcoin": "btc"}  # short paths that answer exactly as /forecast/<asset>
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One checked model: its metadata and every answer it gives, precomputed."""
+
+    key: str  # "btc": the asset's name in URLs
+    metadata: Metadata
+    first_day: date  # first and last day with a forecast
+    last_day: date
+    answers: dict[str, bytes]  # "YYYY-MM-DD" -> the JSON body of a one-day answer
+    csv_rows: dict[str, bytes]  # "YYYY-MM-DD" -> the same answer as a CSV line
+    closes: dict[str, bytes]  # "YYYY-MM-DD" -> {"date","close"} JSON of the training data
+    close_rows: dict[str, bytes]  # the same as CSV lines
+
+
+def compact_json(value) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def price(value) -> float:
+    """A USD price as served: to the cent, or to 6 significant digits below a dollar (cheap coins)."""
+    value = float(value)
+    return round(value, 2) if abs(value) >= 1 else float(f"{value:.6g}")
+
+
+def forecast_answers(table: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Every day's answer as a JSON body and as a CSV line, keyed by ISO day, serialized once."""
+    answers, csv_rows = {}, {}
+    for row in table.itertuples(index=False):
+        day = row.ds.date().isoformat()
+        values = [price(v) for v in (row.yhat, row.yhat_lower, row.yhat_upper)]
+        answers[day] = compact_json(
+            {
+                "date": http_date(row.ds.to_pydatetime().replace(tzinfo=UTC)),
+                "prediction": values[0],
+                "prediction_low": values[1],
+                "prediction_high": values[2],
+            }
+        )
+        csv_rows[day] = ",".join([day, *map(str, values)]).encode() + b"\n"
+    return answers, csv_rows
+
+
+def close_answers(history: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The training data's daily closes as JSON objects and CSV lines, keyed by ISO day."""
+    closes, rows = {}, {}
+    for ds, y in zip(history.ds, history.y, strict=True):
+        day, close = ds.date().isoformat(), price(y)
+        closes[day] = compact_json({"date": day, "close": close})
+        rows[day] = f"{day},{close}\n".encode()
+    return closes, rows
+
+
+def load_prophet_model(model_path: Path, expected_sha256: str):
+    """The checked model, with prophet's notice that plotly is missing silenced: serving never plots."""
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
+    return read_model(model_path, expected_sha256)
+
+
+def serve_model(model_path: Path) -> ServedModel:
+    """Check and load one model, then precompute all its answers."""
+    metadata = read_metadata(model_path)
+    model = load_prophet_model(model_path, metadata["model_sha256"])
+    first_day = date.fromisoformat(metadata["serve"]["first_day"])
+    last_day = date.fromisoformat(metadata["serve"]["last_day"])
+    if first_day > last_day:
+        raise ModelError(f"model metadata serves an empty range {first_day} to {last_day}")
+    contract = ForecastContract.from_metadata(metadata)
+    table = served_forecast(
+        forecast_table(model, first_day, last_day), contract, date.fromisoformat(metadata["last_day"])
+    )
+    answers, csv_rows = forecast_answers(table)
+    history = model.history.assign(y=np.exp(model.history.y)) if contract.log_target else model.history
+    closes, close_rows = close_answers(history)
+    return ServedModel(model_path.stem, metadata, first_day, last_day, answers, csv_rows, closes, close_rows)
+
+
+def serve_models(model_dir: Path) -> dict[str, ServedModel]:
+    """Every model in the folder, keyed by asset: each <asset>.json names its <asset>.pkl."""
+    paths = sorted(path.with_suffix(".pkl") for path in model_dir.glob("*.json"))
+    if not paths:
+        raise ModelError(f"no model metadata (*.json) in {model_dir}: run train.py first")
+    return {path.stem: serve_model(path) for path in paths}
+
+
+def forecast_paths(models: dict[str, ServedModel]) -> dict[str, ServedModel]:
+    """Every URL path that answers a forecast, aliases included, and the model behind it."""
+    paths = {f"/forecast/{key}": served for key, served in models.items()}
+    paths.update({alias: models[key] for alias, key in ALIASES.items() if key in models})
+    return paths

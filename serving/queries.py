@@ -1,0 +1,84 @@
+"""Query parsing: the days a request asks for, or a ClientError that says what is accepted."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pandas as pd
+from flask import request
+
+from serving.answers import ServedModel
+
+DAY_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only
+MAX_RANGE_DAYS = 1500  # days in one range request: about four years of daily points
+ECHO_LIMIT = 40  # characters of a bad value quoted back in an error message
+JSON = "application/json"
+CSV = "text/csv"
+
+
+class ClientError(ValueError):
+    """A client error (400); the message tells the client what is accepted."""
+
+
+class UnknownAsset(LookupError):
+    """A path names no served asset (404)."""
+
+
+def quote(text: str) -> str:
+    """A user's value, shortened, for an error message (JSON escapes the rest)."""
+    return repr(text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT] + "...")
+
+
+def one_value(args, name: str) -> str | None:
+    """The single value of query parameter `name`, or None when absent."""
+    values = args.getlist(name)
+    if len(values) > 1:
+        raise ClientError(f"give '{name}' once; got it {len(values)} times")
+    return values[0] if values else None
+
+
+def servable_day(text: str, name: str, first: date, last: date, what: str = "forecast") -> date:
+    """The day `text` names, if it is a well-formed calendar day between first and last."""
+    if not DAY_PATTERN.fullmatch(text):
+        raise ClientError(f"'{name}' must be a day as YYYY-MM-DD, e.g. 2024-06-01; got {quote(text)}")
+    try:
+        day = date.fromisoformat(text)
+    except ValueError as error:
+        raise ClientError(f"{text} is not a calendar day ({error})") from error
+    if not first <= day <= last:
+        raise ClientError(f"no {what} for {day}: this model serves {first} to {last}")
+    return day
+
+
+def requested_day(args, served: ServedModel) -> str:
+    """The single valid, servable `date` in the query string, as the ISO key of its answer."""
+    text = one_value(args, "date")
+    if text is None:
+        raise ClientError("missing query parameter 'date': give one day as YYYY-MM-DD, e.g. ?date=2024-06-01")
+    if text in served.answers:  # the common case, decided by one lookup
+        return text
+    return servable_day(text, "date", served.first_day, served.last_day).isoformat()
+
+
+def requested_range(args, first: date, last: date, what: str = "forecast") -> list[str]:
+    """The ISO days from `start` to `end` (inclusive), both required, at most MAX_RANGE_DAYS."""
+    start_text, end_text = one_value(args, "start"), one_value(args, "end")
+    if start_text is None or end_text is None:
+        raise ClientError(
+            "a range needs both 'start' and 'end' as YYYY-MM-DD, e.g. ?start=2024-06-01&end=2024-06-30"
+        )
+    start = servable_day(start_text, "start", first, last, what)
+    end = servable_day(end_text, "end", first, last, what)
+    if start > end:
+        raise ClientError(f"'start' ({start}) is after 'end' ({end})")
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise ClientError(
+            f"at most {MAX_RANGE_DAYS} days per request; {start} to {end} is {(end - start).days + 1}"
+        )
+    return [day.date().isoformat() for day in pd.date_range(start, end, freq="D")]
+
+
+def wants_csv() -> bool:
+    """True when the client prefers CSV to JSON (Accept: text/csv)."""
+    return request.accept_mimetypes.best_match([JSON, CSV], default=JSON) == CSV

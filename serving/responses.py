@@ -1,0 +1,49 @@
+"""Responses built from precomputed pieces: errors, ranges, model cards, default headers."""
+
+from __future__ import annotations
+
+from flask import Response
+
+from serving.answers import ServedModel, compact_json
+from serving.queries import CSV, JSON, wants_csv
+
+FORECAST_CSV_HEADER = b"date,prediction,prediction_low,prediction_high\n"
+HISTORY_CSV_HEADER = b"date,close\n"
+
+
+def error_response(status: int, message: str) -> Response:
+    return Response(compact_json({"error": message}), status=status, mimetype=JSON)
+
+
+def range_response(served: ServedModel, days: list[str], items: str, json_rows: dict, csv_rows: dict, header):
+    """A list of daily items as JSON (an object with metadata) or CSV, from precomputed pieces."""
+    if wants_csv():
+        return Response(header + b"".join(csv_rows[day] for day in days if day in csv_rows), mimetype=CSV)
+    # Splice the precomputed items into the envelope instead of re-serializing them.
+    prefix = compact_json(
+        {"asset": served.key, "symbol": served.metadata["symbol"], "start": days[0], "end": days[-1]}
+    )
+    body = (
+        prefix[:-1]
+        + f',"{items}":['.encode()
+        + b",".join(json_rows[d] for d in days if d in json_rows)
+        + b"]}"
+    )
+    return Response(body, mimetype=JSON)
+
+
+def model_card(served: ServedModel) -> dict:
+    """What a user needs to judge a model: provenance, span, versions, servable range, backtest."""
+    keys = ("name", "symbol", "trained_at", "source", "origin", "first_day", "last_day", "rows", "versions")
+    card = {"asset": served.key, **{key: served.metadata.get(key) for key in keys}}
+    card["model_sha256"] = served.metadata["model_sha256"]
+    card["serves"] = {"first_day": served.first_day.isoformat(), "last_day": served.last_day.isoformat()}
+    card["backtest"] = served.metadata.get("backtest")
+    return card
+
+
+def add_default_headers(response: Response) -> Response:
+    """Every answer: no MIME sniffing, and nothing cached unless the view says how (forecasts do)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response

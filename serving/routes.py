@@ -1,0 +1,151 @@
+"""The API's routes: forecasts (one day or a range, JSON or CSV), history, model cards, health."""
+
+from datetime import date
+
+from flask import Response, request
+from flask_openapi3 import OpenAPI, Tag
+
+from serving.answers import ALIASES, ServedModel, compact_json
+from serving.caching import cache_validators, cacheable
+from serving.queries import CSV, JSON, ClientError, UnknownAsset, requested_day, requested_range, wants_csv
+from serving.responses import FORECAST_CSV_HEADER, HISTORY_CSV_HEADER, model_card, range_response
+from serving.schemas import (
+    NOT_MODIFIED,
+    ErrorBody,
+    ForecastAnswer,
+    ForecastQuery,
+    Health,
+    History,
+    HistoryQuery,
+    ModelCard,
+    ModelCards,
+    asset_path_model,
+    parses_own_query,
+)
+
+FORECASTS = Tag(name="forecasts", description="Forecasts and the data behind them")
+SERVICE = Tag(name="service")
+
+
+def forecast_for(served: ServedModel) -> Response:
+    """One day's forecast, or a range of them, as the query asks."""
+    args = request.args
+    if "start" in args or "end" in args:
+        if "date" in args:
+            raise ClientError("give either 'date', or 'start' and 'end', not both")
+        days = requested_range(args, served.first_day, served.last_day)
+        return range_response(served, days, "forecasts", served.answers, served.csv_rows, FORECAST_CSV_HEADER)
+    day = requested_day(args, served)
+    if wants_csv():
+        return Response(FORECAST_CSV_HEADER + served.csv_rows[day], mimetype=CSV)
+    return Response(served.answers[day], mimetype=JSON)
+
+
+def history_for(served: ServedModel) -> Response:
+    """The training data's closes over the requested range."""
+    first = date.fromisoformat(served.metadata["first_day"])
+    last = date.fromisoformat(served.metadata["last_day"])
+    days = requested_range(request.args, first, last, what="data")
+    return range_response(served, days, "closes", served.closes, served.close_rows, HISTORY_CSV_HEADER)
+
+
+def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> None:
+    answer_docs = {200: ForecastAnswer, 304: NOT_MODIFIED, 400: ErrorBody, 404: ErrorBody}
+    AssetPath = asset_path_model(list(models))  # a class, so named like one
+    cached = cacheable(cache_validators(models))
+
+    def find(asset: str) -> ServedModel:
+        served = models.get(asset)
+        if served is None:
+            raise UnknownAsset(asset)
+        return served
+
+    @app.get(
+        "/forecast/<asset>", tags=[FORECASTS], summary="Forecast one day or a range", responses=answer_docs
+    )
+    @parses_own_query
+    @cached
+    def forecast(asset: str, path: AssetPath = None, query: ForecastQuery = None):
+        """The forecast close and its 80% interval for one day (`date`) or a range (`start`, `end`)."""
+        return forecast_for(find(asset))
+
+    for alias, key in ALIASES.items():
+        if key in models:
+            register_alias(app, alias, models[key], cached, answer_docs)
+
+    @app.get(
+        "/history/<asset>",
+        tags=[FORECASTS],
+        summary="Actual daily closes",
+        responses=answer_docs | {200: History},
+    )
+    @parses_own_query
+    @cached
+    def history(asset: str, path: AssetPath = None, query: HistoryQuery = None):
+        """The daily closes the model was trained on, from `start` to `end`."""
+        return history_for(find(asset))
+
+    @app.get(
+        "/models", tags=[FORECASTS], summary="Model cards", responses={200: ModelCards, 304: NOT_MODIFIED}
+    )
+    @cached
+    def model_cards():
+        """Every model's card: training time, data source and span, versions, servable range, backtest."""
+        return {key: model_card(served) for key, served in models.items()}
+
+    @app.get(
+        "/models/<asset>",
+        tags=[FORECASTS],
+        summary="One model card",
+        responses={200: ModelCard, 304: NOT_MODIFIED, 404: ErrorBody},
+    )
+    @parses_own_query
+    @cached
+    def one_model_card(asset: str, path: AssetPath = None):
+        """The card of one asset's model."""
+        return model_card(find(asset))
+
+
+def register_alias(app: OpenAPI, alias: str, served: ServedModel, cached, answer_docs: dict) -> None:
+    """A short path answering exactly as /forecast/<asset> (/bitcoin: BTC/USD)."""
+    symbol = served.metadata["symbol"]
+
+    def forecast_alias(query: ForecastQuery = None):
+        return forecast_for(served)
+
+    # Named and described before it is wrapped: the endpoint, operationId and docs come from these.
+    forecast_alias.__name__ = alias.strip("/")
+    forecast_alias.__doc__ = (
+        f"Exactly /forecast/{served.key}: the forecast close of {symbol} for a UTC day, or a range."
+    )
+    route = app.get(
+        alias,
+        tags=[FORECASTS],
+        summary=f"Forecast {symbol} (alias of /forecast/{served.key})",
+        responses={code: doc for code, doc in answer_docs.items() if code != 404},  # no asset to miss
+    )
+    route(parses_own_query(cached(forecast_alias)))
+
+
+def register_service_routes(app: OpenAPI, models: dict[str, ServedModel]) -> None:
+    health_body = compact_json(
+        {
+            "status": "ok",
+            "models": {
+                key: {
+                    "trained_at": served.metadata["trained_at"],
+                    "data_last_day": served.metadata["last_day"],
+                    "serves": {
+                        "first_day": served.first_day.isoformat(),
+                        "last_day": served.last_day.isoformat(),
+                    },
+                }
+                for key, served in models.items()
+            },
+        }
+    )
+
+    @app.get("/health", tags=[SERVICE], summary="Readiness", responses={200: Health})
+    def health():
+        """Answers 200 once every model is loaded and its answers are precomputed."""
+        return Response(health_body, mimetype=JSON)

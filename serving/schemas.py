@@ -1,0 +1,174 @@
+"""The OpenAPI document's shapes: query parameters, answers and their headers (pydantic models)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
+
+from serving.caching import CACHE_MAX_AGE
+from serving.queries import CSV, MAX_RANGE_DAYS
+
+
+def parses_own_query(view):
+    """Let flask-openapi3 document the view's query and path models while the view parses them.
+
+    Its own validation reads only the first of repeated parameters, answers 422 in another
+    shape, and rebuilds a JSON schema on every request: too loose and too slow for /bitcoin.
+    """
+    view.__delay_validate_request__ = True
+    return view
+
+
+def optional_day(description: str, example: str | None = None) -> Any:
+    """A documented optional day parameter: a plain date string, without pydantic's null default."""
+
+    def shape(schema: dict) -> None:
+        schema.pop("default", None)
+        schema.update(format="date", **({"example": example} if example else {}))
+
+    return Field(None, description=description, json_schema_extra=shape)
+
+
+class ForecastQuery(BaseModel):
+    # Documentation only: the view parses the query itself (see parses_own_query).
+    date: str = optional_day(
+        "One UTC day to forecast, YYYY-MM-DD, within the model's servable range (see /models).", "2024-06-01"
+    )
+    # No examples for start and end: Swagger UI fills examples in, and a date with a range is a 400.
+    start: str = optional_day(
+        f"First day of a range (with 'end'; at most {MAX_RANGE_DAYS} days), YYYY-MM-DD, e.g. 2024-06-01."
+    )
+    end: str = optional_day("Last day of a range (with 'start'), YYYY-MM-DD, e.g. 2024-06-30.")
+
+
+class HistoryQuery(BaseModel):
+    start: str = Field(
+        description=f"First day (at most {MAX_RANGE_DAYS} days with 'end'), YYYY-MM-DD.",
+        json_schema_extra={"format": "date", "example": "2024-06-01"},
+    )
+    end: str = Field(
+        description="Last day, YYYY-MM-DD.", json_schema_extra={"format": "date", "example": "2024-06-30"}
+    )
+
+
+def asset_path_model(assets: list[str]) -> type[BaseModel]:
+    """The documented `asset` path parameter: one of the served assets."""
+    return create_model(
+        "AssetPath",
+        asset=(Literal[tuple(assets)], Field(description="The asset: " + ", ".join(assets) + ".")),
+    )
+
+
+class Forecast(BaseModel):
+    """The forecast close for one day, with its 80% interval."""
+
+    date: str = Field(
+        description="The day forecast, as an HTTP date (00:00:00 GMT).",
+        json_schema_extra={"example": "Sat, 01 Jun 2024 00:00:00 GMT"},
+    )
+    prediction: float = Field(description="Forecast close in USD.")
+    prediction_low: float = Field(description="Lower bound of the 80% interval, USD.")
+    prediction_high: float = Field(description="Upper bound of the 80% interval, USD.")
+
+
+class ForecastRange(BaseModel):
+    """Daily forecasts from start to end."""
+
+    asset: str
+    symbol: str
+    start: str = Field(description="First day, YYYY-MM-DD.")
+    end: str = Field(description="Last day, YYYY-MM-DD.")
+    forecasts: list[Forecast]
+
+
+CSV_CONTENT = {CSV: {"schema": {"type": "string"}}}
+
+
+def header_doc(description: str) -> dict:
+    return {"description": description, "required": True, "schema": {"type": "string"}}
+
+
+CACHE_HEADERS = {
+    "Cache-Control": header_doc(f"public, max-age={CACHE_MAX_AGE}: reuse for an hour, then revalidate."),
+    "ETag": header_doc("Changes whenever the models or their answers do; send it back in If-None-Match."),
+    "Last-Modified": header_doc("When the newest model was trained."),
+    "Vary": header_doc("Accept: JSON and CSV share a URL."),
+}
+NOT_MODIFIED = {
+    "description": "Not Modified: the ETag in If-None-Match is current; no body.",
+    "headers": {name: CACHE_HEADERS[name] for name in ("Cache-Control", "ETag", "Vary")},
+}
+
+
+def redirect_doc(description: str) -> dict:
+    return {"description": description, "headers": {"Location": header_doc("Where to go.")}}
+
+
+class ForecastAnswer(RootModel[Forecast | ForecastRange]):
+    """One day (with 'date') or a range (with 'start' and 'end'); CSV on Accept: text/csv."""
+
+    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": CACHE_HEADERS})
+
+
+class Close(BaseModel):
+    date: str = Field(description="The day, YYYY-MM-DD.")
+    close: float = Field(description="Actual close in USD, from the model's training data.")
+
+
+class History(BaseModel):
+    """Actual daily closes the model was trained on; CSV on Accept: text/csv."""
+
+    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": CACHE_HEADERS})
+
+    asset: str
+    symbol: str
+    start: str
+    end: str
+    closes: list[Close]
+
+
+class ErrorBody(BaseModel):
+    """What was wrong with the request and what is accepted."""
+
+    error: str
+
+
+class ServedRange(BaseModel):
+    first_day: str = Field(description="First day with a forecast, YYYY-MM-DD.")
+    last_day: str = Field(description="Last day with a forecast, YYYY-MM-DD.")
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(openapi_extra={"headers": CACHE_HEADERS})
+
+    asset: str = Field(description="The asset's name in URLs.")
+    name: str
+    symbol: str = Field(description="Alpaca's symbol, e.g. BTC/USD.")
+    trained_at: str = Field(description="When the model was trained (UTC, ISO 8601).")
+    source: str = Field(description="'alpaca' (live data) or 'snapshot' (the bundled offline data).")
+    origin: str = Field(description="The API URL or file the data came from.")
+    first_day: str = Field(description="First day of the training data.")
+    last_day: str = Field(description="Last day of the training data.")
+    rows: int = Field(description="Days of training data.")
+    versions: dict[str, str] = Field(description="Library versions used for training.")
+    model_sha256: str
+    serves: ServedRange
+    backtest: dict[str, Any] | None = Field(description="Backtest summary, when training ran one.")
+
+
+class ModelCards(RootModel[dict[str, ModelCard]]):
+    """Every served model's card, keyed by asset."""
+
+    model_config = ConfigDict(openapi_extra={"headers": CACHE_HEADERS})
+
+
+class AssetHealth(BaseModel):
+    trained_at: str
+    data_last_day: str
+    serves: ServedRange
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = Field(description="'ok' once every model is loaded and its answers are ready.")
+    models: dict[str, AssetHealth]

@@ -1,0 +1,8 @@
+"""Training: daily bars -> validated closes -> backtest, choice and gate -> fitted Prophet -> model pair.
+
+sources.py and alpaca.py bring the bars (the bundled snapshot, or Alpaca through alpaca-py),
+validation.py checks them, configs.py holds the candidate configurations and fits them,
+backtest.py and evaluation.py run the rolling-origin backtest, calibrate the interval and gate
+the model, pipeline.py trains one asset end to end, report.py writes reports/. The model pair
+itself is defined in artifact.py.
+"""

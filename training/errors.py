@@ -1,0 +1,19 @@
+"""The errors that stop a training run; each message is the one line the operator sees."""
+
+
+class TrainingError(Exception):
+    """A run that must stop: the message is the one line the operator sees."""
+
+
+class FetchError(TrainingError):
+    """Alpaca could not be reached or answered with something unusable."""
+
+
+class QualityError(TrainingError):
+    """The backtest cannot vouch for the model: the message says which guard failed."""
+
+
+def short(error: BaseException) -> str:
+    """One line describing an exception, whatever its message looks like."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,145 @@
+"""One asset end to end: bars -> validated closes -> backtest and choice -> fit -> the model pair."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle  # nosec B403  # writes the model; the API unpickles only its checked copy
+import platform
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+
+import pandas as pd
+
+from artifact import METADATA_FORMAT, Metadata, metadata_path, write_pair
+from training.alpaca import alpaca_client, fetch_bars
+from training.assets import Asset
+from training.configs import CANDIDATES, DEFAULT_CONFIG, Config, Fitted, contract, fit, training_window
+from training.errors import FetchError
+from training.evaluation import Choice, choose_and_check
+from training.sources import Bars, load_snapshot
+from training.validation import drop_open_day, validate_bars
+
+log = logging.getLogger(__name__)
+
+LIBRARIES = ["prophet", "pandas", "numpy", "cmdstanpy", "alpaca-py"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What one training run does: where the data comes from, what it checks, where it writes."""
+
+    source: str  # "alpaca", "snapshot", or "auto" (Alpaca, else the snapshot)
+    start: date  # first day fetched from Alpaca
+    model_dir: Path
+    horizon_days: int  # days past the last bar the API will serve
+    min_rows: int
+    max_stale_days: int
+    candidates: tuple[str, ...] = ()  # backtest only these configurations (empty: all)
+    max_mape_ratio: float = 1.25
+    jobs: int | None = None  # backtest processes (None: one per core)
+    backtest: bool = True  # False: fit DEFAULT_CONFIG with Prophet's own interval, ungated
+
+
+def load_bars(asset: Asset, source: str, start: date, now: datetime) -> Bars:
+    """Bars from the chosen source; `auto` falls back to the snapshot, loudly, when Alpaca fails."""
+    if source == "snapshot":
+        return load_snapshot(asset.snapshot)
+    client = alpaca_client(
+        os.environ.get("ALPACA_DATA_URL"),
+        os.environ.get("ALPACA_API_KEY"),
+        os.environ.get("ALPACA_SECRET_KEY"),
+    )
+    try:
+        return fetch_bars(client, asset.symbol, start, now)
+    except FetchError as error:
+        if source != "auto":
+            raise
+        log.warning("!" * 72)
+        log.warning("ALPACA UNAVAILABLE (%s)", error)
+        log.warning(
+            "TRAINING %s ON THE BUNDLED SNAPSHOT %s: ITS DATA IS NOT LIVE", asset.symbol, asset.snapshot
+        )
+        log.warning("!" * 72)
+        return load_snapshot(asset.snapshot)
+
+
+def choose_config(frame: pd.DataFrame, options: Options) -> Choice | None:
+    """Backtest the candidate configurations and choose one; None when the backtest is skipped."""
+    if not options.backtest:
+        log.warning("skipping the backtest: %s serves Prophet's own interval", DEFAULT_CONFIG.name)
+        return None
+    candidates = [c for c in CANDIDATES if not options.candidates or c.name in options.candidates]
+    return choose_and_check(frame, candidates, jobs=options.jobs, max_mape_ratio=options.max_mape_ratio)
+
+
+def fit_model(config: Config, frame: pd.DataFrame) -> Fitted:
+    """Fit the configuration's Prophet model on the daily closes."""
+    rows = training_window(config, frame)
+    log.info(
+        "fitting %s on %d days (%s to %s)",
+        config.name,
+        len(rows),
+        rows.ds.iloc[0].date(),
+        rows.ds.iloc[-1].date(),
+    )
+    started = time.monotonic()
+    fitted = fit(config, frame)
+    log.info("fitted in %.1f s", time.monotonic() - started)
+    return fitted
+
+
+def build_metadata(
+    asset: Asset, frame: pd.DataFrame, bars: Bars, model_bytes: bytes, horizon_days: int, now: datetime
+) -> Metadata:
+    """The model card the API checks and shows: provenance, versions, sha256, served range."""
+    first_day, last_day = frame.ds.iloc[0].date(), frame.ds.iloc[-1].date()
+    return {
+        "format": METADATA_FORMAT,
+        "asset": asset.key,
+        "name": asset.name,
+        "symbol": asset.symbol,
+        "trained_at": now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "source": bars.source,
+        "origin": bars.origin,
+        "first_day": first_day.isoformat(),
+        "last_day": last_day.isoformat(),
+        "rows": len(frame),
+        "versions": {"python": platform.python_version(), **{name: version(name) for name in LIBRARIES}},
+        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "serve": {
+            "first_day": first_day.isoformat(),
+            "last_day": (last_day + timedelta(days=horizon_days)).isoformat(),
+        },
+    }
+
+
+def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
+    """Train one asset and write its model and metadata; returns the metadata."""
+    bars = load_bars(asset, options.source, options.start, now)
+    closed = drop_open_day(bars.frame, now)
+    stale_limit = options.max_stale_days if bars.source == "alpaca" else None
+    frame = validate_bars(closed, min_rows=options.min_rows, max_stale_days=stale_limit, now=now)
+    choice = choose_config(frame, options)
+    config = choice.config if choice else DEFAULT_CONFIG
+    fitted = fit_model(config, frame)
+    model_bytes = pickle.dumps(fitted.model, protocol=pickle.HIGHEST_PROTOCOL)
+    rows = training_window(config, frame)
+    metadata = build_metadata(asset, rows, bars, model_bytes, options.horizon_days, now)
+    metadata["forecast"] = contract(config, fitted, choice.interval if choice else None).to_json()
+    metadata["config"] = config.params()
+    metadata["backtest"] = choice.summary if choice else None
+    model_path = options.model_dir / f"{asset.key}.pkl"
+    write_pair(model_path, model_bytes, metadata)
+    log.info(
+        "wrote %s and %s (serves %s to %s)",
+        model_path,
+        metadata_path(model_path).name,
+        metadata["serve"]["first_day"],
+        metadata["serve"]["last_day"],
+    )
+    return metadata
