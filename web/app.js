@@ -84,6 +84,19 @@ async function loadSeries(asset, signal) {
 
 // ------------------------------------------------------------ chart
 
+// A solid line of the chart, named in the legend at `rank`.
+function lineTrace(name, rank, x, y, color, hover) {
+  return {
+    name,
+    legendrank: rank,
+    x,
+    y,
+    mode: "lines",
+    line: { width: 1.5, color },
+    hovertemplate: `${hover}<extra></extra>`,
+  };
+}
+
 function chartTraces(series, picked) {
   const money = "%{y:$,.2f}";
   const traces = [
@@ -108,24 +121,8 @@ function chartTraces(series, picked) {
       line: { width: 0, color: COLORS.forecast },
       hovertemplate: `80% high: ${money}<extra></extra>`,
     },
-    {
-      name: "Forecast",
-      legendrank: 2,
-      x: series.days,
-      y: series.prediction,
-      mode: "lines",
-      line: { width: 1.5, color: COLORS.forecast },
-      hovertemplate: `Forecast: ${money}<extra></extra>`,
-    },
-    {
-      name: "Actual close",
-      legendrank: 1,
-      x: series.closeDays,
-      y: series.closes,
-      mode: "lines",
-      line: { width: 1.5, color: COLORS.close },
-      hovertemplate: `Close: ${money}<extra></extra>`,
-    },
+    lineTrace("Forecast", 2, series.days, series.prediction, COLORS.forecast, `Forecast: ${money}`),
+    lineTrace("Actual close", 1, series.closeDays, series.closes, COLORS.close, `Close: ${money}`),
   ];
   if (picked) {
     traces.push({
