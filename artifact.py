@@ -50,6 +50,9 @@ READABLE_FORMATS = (1, 2)
 SERVED_INTERVAL_WIDTH = 0.8  # the served answers are 80% intervals
 FORECAST_SEED = 0  # Prophet draws its intervals at random; a fixed seed makes them reproducible
 DEFAULT_MODEL_DIR = "models"
+# Days one model may serve: the API holds every answer in memory, and Prophet simulates the whole
+# range at once (1,000 samples a day). 10,000 days is over 27 years of history and forecast.
+MAX_SERVED_DAYS = 10_000
 
 
 class ModelError(Exception):

@@ -17,6 +17,7 @@ from flask_openapi3 import Info, OpenAPI
 
 from artifact import DEFAULT_MODEL_DIR
 from serving.answers import serve_models
+from serving.conditional import IgnoreInvalidDates
 from serving.docs import documented_spec, register_docs
 from serving.errors import register_error_handlers
 from serving.fastpath import PrecomputedAnswers
@@ -48,6 +49,9 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
         security_schemes={},  # public API; flask-openapi3 would otherwise emit an invalid null
     )
     app.debug = False  # whatever FLASK_DEBUG says: debug pages would show code to anyone
+    # Werkzeug would answer //forecast//btc with a redirect to an absolute URL built from the
+    # client's Host header, in HTML; unmerged, such a path is a plain JSON 404.
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # a body that is read at all gets a 413 past this
     # Public, read-only data: any origin may call it, and "*" keeps responses cacheable (no Vary).
     # Preflights name only the methods the API answers and may be reused for 2 hours (Chromium's cap).
@@ -62,7 +66,7 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     register_error_handlers(app, list(models))
     # Built once, now that every route is registered, so no request ever builds it.
     app.extensions["openapi"] = documented_spec(app)
-    app.wsgi_app = PrecomputedAnswers(app, models, metrics)
+    app.wsgi_app = IgnoreInvalidDates(PrecomputedAnswers(app, models, metrics))
     for served in models.values():
         log.info(
             "%s model ready: %d answers, %s to %s",

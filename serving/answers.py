@@ -13,6 +13,7 @@ import pandas as pd
 from werkzeug.http import http_date
 
 from artifact import (
+    MAX_SERVED_DAYS,
     ForecastContract,
     Metadata,
     ModelError,
@@ -91,6 +92,17 @@ def serve_model(model_path: Path) -> ServedModel:
     last_day = date.fromisoformat(metadata["serve"]["last_day"])
     if first_day > last_day:
         raise ModelError(f"model metadata serves an empty range {first_day} to {last_day}")
+    if (last_day - first_day).days + 1 > MAX_SERVED_DAYS:
+        raise ModelError(
+            f"model metadata {model_path.with_suffix('.json')} serves {first_day} to {last_day}, "
+            f"{(last_day - first_day).days + 1} days: more than the {MAX_SERVED_DAYS} one model may serve"
+        )
+    named = metadata.get("asset", model_path.stem)
+    if named != model_path.stem:
+        raise ModelError(
+            f"model metadata {model_path.with_suffix('.json')} is for asset {named!r}, not "
+            f"{model_path.stem!r}: a pair was renamed or copied; retrain {model_path.stem} instead"
+        )
     contract = ForecastContract.from_metadata(metadata)
     table = served_forecast(
         forecast_table(model, first_day, last_day), contract, date.fromisoformat(metadata["last_day"])
@@ -101,12 +113,35 @@ def serve_model(model_path: Path) -> ServedModel:
     return ServedModel(model_path.stem, metadata, first_day, last_day, answers, csv_rows, closes, close_rows)
 
 
+def metadata_files(model_dir: Path) -> list[Path]:
+    """The metadata files of the folder, or a ModelError naming why there are none."""
+    if not model_dir.exists():
+        raise ModelError(f"model folder {model_dir} does not exist: set MODEL_DIR, or run train.py")
+    if not model_dir.is_dir():
+        raise ModelError(
+            f"model folder {model_dir} is not a folder: set MODEL_DIR to the folder train.py wrote"
+        )
+    try:
+        files = sorted(model_dir.glob("*.json"))
+        next(model_dir.iterdir(), None)  # glob hides a folder it may not list; this raises
+    except OSError as error:
+        raise ModelError(f"model folder {model_dir} cannot be read: {error.strerror or error}") from error
+    if not files:
+        raise ModelError(f"no model metadata (*.json) in {model_dir}: run train.py first")
+    return files
+
+
 def serve_models(model_dir: Path) -> dict[str, ServedModel]:
     """Every model in the folder, keyed by asset: each <asset>.json names its <asset>.pkl."""
-    paths = sorted(path.with_suffix(".pkl") for path in model_dir.glob("*.json"))
-    if not paths:
-        raise ModelError(f"no model metadata (*.json) in {model_dir}: run train.py first")
-    return {path.stem: serve_model(path) for path in paths}
+    models = {path.stem: serve_model(path.with_suffix(".pkl")) for path in metadata_files(model_dir)}
+    symbols: dict[str, str] = {}
+    for key, served in models.items():
+        other = symbols.setdefault(served.metadata["symbol"], key)
+        if other != key:
+            raise ModelError(
+                f"models {other} and {key} both serve {served.metadata['symbol']}: one of them was copied"
+            )
+    return models
 
 
 def forecast_paths(models: dict[str, ServedModel]) -> dict[str, ServedModel]:

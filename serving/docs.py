@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from flask import redirect
 from flask_openapi3 import OpenAPI
 from flask_openapi3_swagger.plugins import RegisterPlugin as SwaggerPlugin
 
 from serving.queries import JSON
+from serving.responses import redirect_response
 from serving.routes import SERVICE
 from serving.schemas import redirect_doc
+
+SWAGGER_UI = "/docs/swagger"
 
 
 def register_docs(app: OpenAPI) -> None:
@@ -32,7 +34,10 @@ def register_docs(app: OpenAPI) -> None:
     )
     def docs():
         """Interactive documentation (Swagger UI, served locally)."""
-        return redirect("/docs/swagger", code=302)
+        return redirect_response(SWAGGER_UI)
+
+    # The same with a trailing slash, as people type it; Flask's own route: not part of the API.
+    app.add_url_rule("/docs/", "docs_slash", lambda: redirect_response(SWAGGER_UI), methods=["GET"])
 
 
 def documented_spec(app: OpenAPI) -> dict:

@@ -20,6 +20,19 @@ from artifact import trained_at
 from serving.answers import ServedModel
 from serving.routes import SERVICE
 
+# Labels come from closed sets, so that no client can create series: a method or route outside
+# them counts as OTHER (a made-up method name would otherwise add a series per name).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT"})
+OTHER = "other"
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else OTHER
+
+
+def status_label(status: int) -> str:
+    return str(status) if 100 <= status <= 599 else OTHER
+
 
 @dataclass(frozen=True)
 class Metrics:
@@ -55,10 +68,9 @@ def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> Metrics:
     def count(response: Response) -> Response:
         # The route's rule, not the raw path: unknown paths must not create new series.
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        requests_total.labels(route, request.method, response.status_code).inc()
-        latency.labels(route, request.method).observe(
-            time.perf_counter() - g.get("started", time.perf_counter())
-        )
+        method = method_label(request.method)
+        requests_total.labels(route, method, status_label(response.status_code)).inc()
+        latency.labels(route, method).observe(time.perf_counter() - g.get("started", time.perf_counter()))
         return response
 
     @app.get(
@@ -69,6 +81,6 @@ def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> Metrics:
     )
     def metrics():
         """Request counts and latency histograms by route and status, and each model's age."""
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)  # it names its charset
 
     return Metrics(requests_total, latency)

@@ -15,6 +15,14 @@ def error_response(status: int, message: str) -> Response:
     return Response(compact_json({"error": message}), status=status, mimetype=JSON)
 
 
+def redirect_response(location: str, status: int = 302) -> Response:
+    """A redirect to a path of this server (never an absolute URL built from the client's Host), in JSON."""
+    response = Response(compact_json({"location": location}), status=status, mimetype=JSON)
+    response.headers["Location"] = location
+    response.autocorrect_location_header = False
+    return response
+
+
 def range_response(served: ServedModel, days: list[str], items: str, json_rows: dict, csv_rows: dict, header):
     """A list of daily items as JSON (an object with metadata) or CSV, from precomputed pieces."""
     if wants_csv():
