@@ -2,7 +2,7 @@
 #   train     installs requirements-train.txt and runs train.py: the model is made during the build,
 #             and a run that refuses its data (exit 1) fails the build, so no image is produced;
 #   api-deps  installs requirements-image.txt (hash-checked, no other dependency) into a virtual
-#             environment that has no pip in it;
+#             environment that has no pip in it, and describes it in /opt/venv/sbom.cdx.json;
 #   final     that environment, api.py, the models directory and the page (web/): nothing else.
 #
 #   docker build -t crypto-predict .                                   # live Alpaca data
@@ -55,6 +55,16 @@ RUN python -m venv --without-pip /opt/venv \
         -o -name '*.c' \) -delete \
     && env -u PYTHONDONTWRITEBYTECODE /opt/venv/bin/python -c \
         "import importlib, importlib.metadata as m; [importlib.import_module(n) for n in m.packages_distributions()]"
+# The SBOM: cyclonedx-py (requirements-sbom.txt) asks the environment's own interpreter for its
+# path and lists every distribution there, as CycloneDX JSON; reproducible (no timestamp or serial
+# number), so an unchanged environment gives the same file. The generator's own environment stays
+# in this stage; the SBOM travels with /opt/venv into the final image.
+COPY requirements-sbom.txt /tmp/
+RUN python -m venv --without-pip /opt/sbom-tool \
+    && pip --python /opt/sbom-tool/bin/python install --no-cache-dir --no-compile --no-deps \
+        --require-hashes --only-binary=:all: -r /tmp/requirements-sbom.txt \
+    && /opt/sbom-tool/bin/cyclonedx-py environment --of JSON --output-reproducible \
+        --output-file /opt/venv/sbom.cdx.json /opt/venv
 
 
 FROM base AS final

@@ -3,13 +3,13 @@
 
 Steps: build the multi-stage Dockerfile (snapshot data by default, so no network is needed beyond
 the package registries), check what the image holds and what it must not hold (its Python
-packages are exactly requirements-image.txt's), start it with a read-only root filesystem, no
-capabilities and its non-root user on a free 127.0.0.1 port, check /health, that every model file
-loaded, real /bitcoin answers, every route of its OpenAPI document and the page's files, bad
-requests, the image's own HEALTHCHECK and labels, and a clean stop on SIGTERM; then build
-scripts/single-stage.Dockerfile for the size comparison. Last, sizes (with their ratio, and an
-estimate on the published base image) and timings, and one closing line "container-test: N passed,
-N failed". Exit status 1 when any check failed.
+packages are exactly requirements-image.txt's, and its SBOM lists exactly those), start it with a
+read-only root filesystem, no capabilities and its non-root user on a free 127.0.0.1 port, check
+/health, that every model file loaded, real /bitcoin answers, every route of its OpenAPI document
+and the page's files, bad requests, the image's own HEALTHCHECK and labels, and a clean stop on
+SIGTERM; then build scripts/single-stage.Dockerfile for the size comparison. Last, sizes (with
+their ratio, and an estimate on the published base image) and timings, and one closing line
+"container-test: N passed, N failed". Exit status 1 when any check failed.
 
 Works with docker or podman (whichever works; CONTAINER=podman or --engine to choose).
 Standard library only: it runs before, and apart from, the project's virtual environment.
@@ -51,6 +51,8 @@ COMMAND_TIMEOUT = 120
 HEALTHY_TIMEOUT = 180  # loading the model and precomputing every answer takes seconds, not minutes
 STOP_TIMEOUT = 20
 POLL_INTERVAL = 0.2
+# Where the api-deps stage writes the CycloneDX SBOM of the server's environment (see the Dockerfile).
+SBOM_PATH = "/opt/venv/sbom.cdx.json"
 # The final image may weigh at most this share of the single-stage one built on the same base.
 MAX_SIZE_RATIO = 0.6
 # python:3.11-slim as published, for the estimate on a machine whose base is a stand-in: its
@@ -88,6 +90,15 @@ def normalized(name):
 found["distributions"] = {
     normalized(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()
 }
+try:
+    with open(SBOM_PATH) as sbom_file:
+        sbom = json.load(sbom_file)
+    found["sbom"] = {
+        "format": f"{sbom.get('bomFormat')} {sbom.get('specVersion')}",
+        "components": {normalized(c["name"]): c.get("version") for c in sbom.get("components", [])},
+    }
+except (OSError, ValueError, KeyError, TypeError) as error:
+    found["sbom"] = {"error": f"{type(error).__name__}: {error}"}
 found["compilers"] = [c for c in ("gcc", "cc", "c++", "g++", "clang", "make") if shutil.which(c)]
 found["app"] = sorted(os.listdir("/app"))
 found["models"] = sorted(os.listdir("/app/models"))
@@ -490,7 +501,7 @@ def check_contents(results: Results, engine: Engine, image: str) -> dict | None:
     """
     probe = run(
         [engine.name, "run", "--rm", "-i", "--network", "none", "--user", "0", image, "python", "-"],
-        stdin=IMAGE_PROBE,
+        stdin=f"SBOM_PATH = {SBOM_PATH!r}\n{IMAGE_PROBE}",
     )
     if not results.check(
         "the image can be inspected", probe.returncode == 0, on_failure=tail(probe.stderr, 3)
@@ -533,7 +544,7 @@ def difference(expected: dict[str, str], found: dict[str, str]) -> str:
 
 
 def check_packages(results: Results, found: dict) -> None:
-    """The server's environment is exactly requirements-image.txt: no plotting stack."""
+    """The server's environment is exactly requirements-image.txt, and the SBOM says exactly that."""
     image = read_pins(ROOT / "requirements-image.txt")
     installed = found["distributions"]
     results.check(
@@ -548,6 +559,17 @@ def check_packages(results: Results, found: dict) -> None:
     if found["matplotlib_importable"]:
         present.append("matplotlib (importable)")
     results.check(f"no plotting stack ({', '.join(left_out)})", bool(left_out) and not present, str(present))
+    sbom = found["sbom"]
+    if "error" in sbom:
+        results.check(f"an SBOM at {SBOM_PATH}", False, sbom["error"])
+        return
+    listed = sbom["components"]
+    results.check(
+        "the SBOM lists exactly the installed packages",
+        sbom["format"].startswith("CycloneDX ") and listed == installed,
+        f"{sbom['format']}, {len(listed)} components",
+        on_failure=difference(installed, listed),
+    )
 
 
 def check_labels(results: Results, config: dict, args: BuildArgs | None) -> None:

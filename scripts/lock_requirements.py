@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write into pinned requirement files the sha256 of the wheels the image build installs (`make lock`).
 
-    python scripts/lock_requirements.py requirements-image.txt
+    python scripts/lock_requirements.py requirements-image.txt requirements-sbom.txt
 
 Each `name==version` line keeps its pin and gets one `--hash=sha256:` per wheel that pip picks for
 CPython 3.11 on glibc Linux, x86_64 and aarch64 (what `docker build` installs on either machine):

@@ -11,7 +11,8 @@ from tests.conftest import ROOT
 
 NOTEBOOK = "requirements-notebook.txt"  # train.ipynb's packages, installed by make test beside dev's
 IMAGE = "requirements-image.txt"  # what the final image installs, hash-checked, without dependencies
-ALL = ("requirements-train.txt", "requirements-api.txt", "requirements-dev.txt", NOTEBOOK, IMAGE)
+SBOM = "requirements-sbom.txt"  # the SBOM generator the image build runs
+ALL = ("requirements-train.txt", "requirements-api.txt", "requirements-dev.txt", NOTEBOOK, IMAGE, SBOM)
 # prophet declares matplotlib for its plots; the server never plots, so the image leaves out
 # matplotlib and what only it needs.
 PLOTTING = {
@@ -37,8 +38,8 @@ def test_all_requirements_are_pinned():
 
 def test_every_pair_of_files_pins_shared_packages_identically():
     # make test installs train, api, dev and notebook into one environment, the image build installs
-    # the image's: a disagreement anywhere would mean versions nothing else uses, or a pickle made
-    # by one prophet and loaded by another.
+    # the image's and the generator's: a disagreement anywhere would mean versions nothing else uses,
+    # or a pickle made by one prophet and loaded by another.
     for index, first in enumerate(ALL):
         for second in ALL[index + 1 :]:
             a, b = pins(first), pins(second)
@@ -77,7 +78,7 @@ def test_the_image_list_is_closed_under_dependencies_but_for_matplotlib():
 
 
 def test_what_the_image_build_installs_is_hash_checked():
-    for name in (IMAGE,):
+    for name in (IMAGE, SBOM):
         text = (ROOT / name).read_text()
         pinned = [pin for _, pin in requirement_lines(text) if pin]
         blocks = text.replace("\\\n", " ").splitlines()
