@@ -4,6 +4,7 @@ pipeline keeps its quality gate (nothing is published or deployed unless everyth
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -125,6 +126,15 @@ def test_nothing_is_published_or_deployed_unless_everything_before_passed():
     # What is pushed is the image that was checked, not a second build of it.
     assert [step.get("with", {}).get("push") for step in jobs["build"]["steps"]].count(True) == 0
     assert "docker push" in jobs["build"]["steps"][publish]["run"]
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_release_named():
+    # jactionlint enforces it too (.github/jactionlint.yaml); this names the rule here.
+    uses = re.findall(r"uses: (\S+)(.*)", WORKFLOW.read_text())
+    assert uses
+    for action, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r" # v\d+\.\d+\.\d+", comment), (action, comment)
 
 
 def test_permissions_are_granted_per_job_and_only_where_needed():
