@@ -182,6 +182,12 @@ def test_every_action_is_pinned_to_a_commit_with_its_release_named():
         assert re.fullmatch(r" # v\d+\.\d+\.\d+", comment), (action, comment)
 
 
+def test_dependabot_watches_packages_base_images_and_actions():
+    updates = load(ROOT / ".github" / "dependabot.yml")["updates"]
+    assert {update["package-ecosystem"] for update in updates} == {"pip", "docker", "github-actions"}
+    assert all(update["cooldown"]["default-days"] >= 7 for update in updates)
+
+
 def test_permissions_are_granted_per_job_and_only_where_needed():
     workflow = load(WORKFLOW)
     assert workflow["permissions"] == {}
