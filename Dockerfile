@@ -1,7 +1,8 @@
 # Crypto Predict API image. Three stages:
 #   train     installs requirements-train.txt and runs train.py: the model is made during the build,
 #             and a run that refuses its data (exit 1) fails the build, so no image is produced;
-#   api-deps  installs requirements-api.txt into a virtual environment that has no pip in it;
+#   api-deps  installs requirements-image.txt (hash-checked, no other dependency) into a virtual
+#             environment that has no pip in it, and describes it in /opt/venv/sbom.cdx.json;
 #   final     that environment, api.py with artifact.py and the serving package, the models directory
 #             and the page (web/): no training code.
 #
@@ -37,14 +38,35 @@ RUN echo "training for the build of ${BUILD_TIME}" \
 
 
 FROM base AS api-deps
-COPY requirements-api.txt /tmp/
+COPY requirements-image.txt /tmp/
 # pip runs from the base image and installs into a venv created without pip, so the final image
-# carries no installer and no wheel cache. The API only predicts, so prophet's Stan toolchain (it
-# fits models) and the libraries' own test suites are never used there: about 100 MB less.
+# carries no installer and no wheel cache. It installs the listed wheels and nothing else: each
+# is checked against its hash, and --no-deps keeps out what the list leaves out on purpose
+# (prophet's plotting stack: requirements-image.txt says why). The API only predicts, so prophet's
+# Stan model and the TBB library it runs with (they fit models), the libraries' test suites, type
+# stubs, C sources and headers are never used there. Bytecode is compiled by importing every
+# installed package once: the modules a start loads get their .pyc, the many it never loads
+# (about 10 MB of .pyc) get none.
 RUN python -m venv --without-pip /opt/venv \
-    && pip --python /opt/venv/bin/python install --no-cache-dir -r /tmp/requirements-api.txt \
+    && pip --python /opt/venv/bin/python install --no-cache-dir --no-compile --no-deps \
+        --require-hashes --only-binary=:all: -r /tmp/requirements-image.txt \
     && rm -rf /opt/venv/lib/python3.11/site-packages/prophet/stan_model \
-    && find /opt/venv -depth -type d -name tests -exec rm -rf {} +
+        /opt/venv/lib/python3.11/site-packages/prophet.libs \
+    && find /opt/venv -depth -type d -name tests -exec rm -rf {} + \
+    && find /opt/venv -type f \( -name '*.pyi' -o -name '*.pxd' -o -name '*.pyx' -o -name '*.h' \
+        -o -name '*.c' \) -delete \
+    && env -u PYTHONDONTWRITEBYTECODE /opt/venv/bin/python -c \
+        "import importlib, importlib.metadata as m; [importlib.import_module(n) for n in m.packages_distributions()]"
+# The SBOM: cyclonedx-py (requirements-sbom.txt) asks the environment's own interpreter for its
+# path and lists every distribution there, as CycloneDX JSON; reproducible (no timestamp or serial
+# number), so an unchanged environment gives the same file. The generator's own environment stays
+# in this stage; the SBOM travels with /opt/venv into the final image.
+COPY requirements-sbom.txt /tmp/
+RUN python -m venv --without-pip /opt/sbom-tool \
+    && pip --python /opt/sbom-tool/bin/python install --no-cache-dir --no-compile --no-deps \
+        --require-hashes --only-binary=:all: -r /tmp/requirements-sbom.txt \
+    && /opt/sbom-tool/bin/cyclonedx-py environment --of JSON --output-reproducible \
+        --output-file /opt/venv/sbom.cdx.json /opt/venv
 
 
 FROM base AS final

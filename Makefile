@@ -8,7 +8,7 @@ SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test report container-test format bench soak fuzz clean
+.PHONY: run train serve test report container-test sbom lock format bench soak fuzz clean
 
 TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR)
 SERVE := MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
@@ -58,6 +58,15 @@ fuzz: $(VENV)/.dev-deps
 ## and timings. Docker or podman, whichever works; CONTAINER=podman to choose.
 container-test:
 	$(PYTHON) scripts/container_test.py $(if $(CONTAINER),--engine $(CONTAINER))
+
+## sbom: the CycloneDX SBOM of the image's Python environment, made by its build -> sbom.cdx.json
+## (builds the api-deps stage; IMAGE=... copies it from an image built before)
+sbom:
+	$(PYTHON) scripts/sbom.py $(if $(CONTAINER),--engine $(CONTAINER)) $(if $(IMAGE),--image $(IMAGE))
+
+## lock: rewrite the wheel hashes of requirements-image.txt and requirements-sbom.txt after a pin changes
+lock:
+	$(PYTHON) scripts/lock_requirements.py requirements-image.txt requirements-sbom.txt
 
 format: $(VENV)/.dev-deps
 	$(PY) -m ruff check --fix .

@@ -2,12 +2,14 @@
 """Build the image, run it locked down, and check it from the outside (`make container-test`).
 
 Steps: build the multi-stage Dockerfile (snapshot data by default, so no network is needed beyond
-the package registries), check what the image holds and what it must not hold, start it with a
+the package registries), check what the image holds and what it must not hold (its Python
+packages are exactly requirements-image.txt's, and its SBOM lists exactly those), start it with a
 read-only root filesystem, no capabilities and its non-root user on a free 127.0.0.1 port, check
-/health, a real /bitcoin answer, bad requests, the image's own HEALTHCHECK and labels, and a clean
-stop on SIGTERM; then build scripts/single-stage.Dockerfile for the size comparison. Last, sizes
-and timings, and one closing line "container-test: N passed, N failed". Exit status 1 when any
-check failed.
+/health, that every model file loaded, real /bitcoin answers, every route of its OpenAPI document
+and the page's files, bad requests, the image's own HEALTHCHECK and labels, and a clean stop on
+SIGTERM; then build scripts/single-stage.Dockerfile for the size comparison. Last, sizes (with
+their ratio, and an estimate on the published base image) and timings, and one closing line
+"container-test: N passed, N failed". Exit status 1 when any check failed.
 
 Works with docker or podman (whichever works; CONTAINER=podman or --engine to choose).
 Standard library only: it runs before, and apart from, the project's virtual environment.
@@ -20,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+from lock_requirements import read_pins
 from processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,11 +51,19 @@ COMMAND_TIMEOUT = 120
 HEALTHY_TIMEOUT = 180  # loading the model and precomputing every answer takes seconds, not minutes
 STOP_TIMEOUT = 20
 POLL_INTERVAL = 0.2
+# Where the api-deps stage writes the CycloneDX SBOM of the server's environment (see the Dockerfile).
+SBOM_PATH = "/opt/venv/sbom.cdx.json"
+# The final image may weigh at most this share of the single-stage one built on the same base.
+MAX_SIZE_RATIO = 0.6
+# python:3.11-slim as published, for the estimate on a machine whose base is a stand-in: its
+# on-disk size (all layers, linux/amd64) in docker-library/repo-info, repos/python/local/3.11-slim.md
+# (python:3.11.15-slim-trixie, 2026-08-05).
+PUBLISHED_BASE = ("python:3.11-slim", 124.84e6, "docker-library/repo-info, python:3.11.15-slim-trixie")
 
 # Runs inside the image, as root so that nothing is hidden by permissions, with its own Python:
 # reports what the final image must not hold. Sent on stdin, so it never becomes part of the image.
 IMAGE_PROBE = r"""
-import importlib.util, json, os, shutil
+import importlib.metadata, importlib.util, json, os, re, shutil
 SKIP = {"/proc", "/sys", "/dev"}
 found = {"train.py": [], "training": [], "notebooks": [], "snapshots": [], "pip_caches": [], "alpaca": []}
 for root, dirs, files in os.walk("/"):
@@ -73,6 +85,22 @@ for root, dirs, files in os.walk("/"):
         elif name.endswith("_1d.csv") or name == "PROVENANCE.md":
             found["snapshots"].append(path)
 found["alpaca_importable"] = importlib.util.find_spec("alpaca") is not None
+found["matplotlib_importable"] = importlib.util.find_spec("matplotlib") is not None
+def normalized(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+# What the server's interpreter can import, as installed distributions: {name: version}.
+found["distributions"] = {
+    normalized(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()
+}
+try:
+    with open(SBOM_PATH) as sbom_file:
+        sbom = json.load(sbom_file)
+    found["sbom"] = {
+        "format": f"{sbom.get('bomFormat')} {sbom.get('specVersion')}",
+        "components": {normalized(c["name"]): c.get("version") for c in sbom.get("components", [])},
+    }
+except (OSError, ValueError, KeyError, TypeError) as error:
+    found["sbom"] = {"error": f"{type(error).__name__}: {error}"}
 found["compilers"] = [c for c in ("gcc", "cc", "c++", "g++", "clang", "make") if shutil.which(c)]
 found["app"] = sorted(os.listdir("/app"))
 found["models"] = sorted(os.listdir("/app/models"))
@@ -223,6 +251,13 @@ def image_size(engine: Engine, image: str) -> int:
     return int(run([engine.name, "image", "inspect", "-f", "{{.Size}}", image]).stdout.strip())
 
 
+def base_image_size(engine: Engine) -> int | None:
+    """The size of the image the Dockerfile's stages start FROM, as this engine has it."""
+    match = re.search(r"^FROM\s+(\S+)\s+AS\s+base\s*$", (ROOT / "Dockerfile").read_text(), re.M | re.I)
+    result = run([engine.name, "image", "inspect", "-f", "{{.Size}}", match.group(1)]) if match else None
+    return int(result.stdout.strip()) if result and result.returncode == 0 else None
+
+
 def image_config(engine: Engine, image: str) -> dict:
     result = run([engine.name, "image", "inspect", "-f", "{{json .Config}}", image])
     return json.loads(result.stdout)
@@ -332,6 +367,81 @@ def check_answers(results: Results, base_url: str) -> None:
         )
 
 
+def check_models_loaded(results: Results, base_url: str, model_files: list[str]) -> None:
+    """Every model of /app/models is served: /models has a card for each .pkl and .json pair."""
+    assets = sorted(name.removesuffix(".json") for name in model_files if name.endswith(".json"))
+    pairs = all(f"{asset}.pkl" in model_files for asset in assets)
+    status, cards = get(f"{base_url}/models")
+    results.check(
+        "every model file loads (a card in /models for each)",
+        status == 200 and bool(assets) and pairs and sorted(cards) == assets,
+        ", ".join(assets),
+        on_failure=f"files {model_files}, cards {sorted(cards)}",
+    )
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Report a redirect as the answer it is (e.g. /docs is a 302), rather than following it."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def answer(url: str) -> tuple[int, bytes]:
+    """The status and body a GET of a 127.0.0.1 URL answers, redirects not followed."""
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def route_queries(parameters: set[str], served: dict) -> str:
+    """A query that the route accepts for one model: a day it forecasts, or its last week of data."""
+    if "date" in parameters:
+        return f"?date={date.fromisoformat(served['data_last_day']) + timedelta(days=1)}"
+    if {"start", "end"} <= parameters:
+        end = date.fromisoformat(served["data_last_day"])
+        return f"?start={end - timedelta(days=6)}&end={end}"
+    return ""
+
+
+def check_routes(results: Results, base_url: str) -> None:
+    """Every GET route of the server's own OpenAPI document answers as documented, for every
+    asset, with no 4xx or 5xx; and so do the files the page loads."""
+    _, health = get(f"{base_url}/health")
+    status, document = get(f"{base_url}/openapi.json")
+    models = health.get("models", {})
+    if not results.check("/openapi.json and /health answer", status == 200 and bool(models)):
+        return
+    failures, asked = [], 0
+    for path, operations in document.get("paths", {}).items():
+        operation = operations.get("get")
+        if operation is None:
+            continue
+        parameters = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+        # A route per asset, or one (/bitcoin, /models) asked with BTC's days.
+        assets = list(models) if "{asset}" in path else ["btc" if "btc" in models else next(iter(models))]
+        for asset in assets:
+            url = path.replace("{asset}", asset) + route_queries(parameters, models[asset])
+            asked += 1
+            code = answer(base_url + url)[0]
+            if code >= 400 or str(code) not in operation.get("responses", {}):
+                failures.append(f"{url} {code}")
+    page = answer(f"{base_url}/")[1].decode(errors="replace")
+    for name in re.findall(r'(?:href|src)="(web/[^"]+)"', page):
+        asked += 1
+        if (code := answer(f"{base_url}/{name}")[0]) != 200:
+            failures.append(f"/{name} {code}")
+    results.check(
+        "every documented route and the page's files answer",
+        asked > 0 and not failures,
+        f"{asked} requests",
+        on_failure="; ".join(failures),
+    )
+
+
 def check_forecast(results: Results, base_url: str, day: date) -> None:
     status, body = get(f"{base_url}/bitcoin?date={day}")
     numbers = [body.get(key) for key in ("prediction_low", "prediction", "prediction_high")]
@@ -379,16 +489,19 @@ def check_locked_down(results: Results, engine: Engine, config: dict) -> None:
     )
 
 
-def check_contents(results: Results, engine: Engine, image: str) -> None:
-    """What the final image holds: the serving code, the models, the page, and no build leftovers."""
+def check_contents(results: Results, engine: Engine, image: str) -> dict | None:
+    """What the final image holds: the serving code, the models, the page, and no build leftovers.
+
+    Returns what the probe found (None when the image could not be inspected).
+    """
     probe = run(
         [engine.name, "run", "--rm", "-i", "--network", "none", "--user", "0", image, "python", "-"],
-        stdin=IMAGE_PROBE,
+        stdin=f"SBOM_PATH = {SBOM_PATH!r}\n{IMAGE_PROBE}",
     )
     if not results.check(
         "the image can be inspected", probe.returncode == 0, on_failure=tail(probe.stderr, 3)
     ):
-        return
+        return None
     found = json.loads(probe.stdout)
     results.check(
         "/app holds api.py, artifact.py, serving/, models/ and web/ only",
@@ -405,6 +518,54 @@ def check_contents(results: Results, engine: Engine, image: str) -> None:
     results.check("no data snapshot", not found["snapshots"], str(found["snapshots"]))
     results.check("no pip cache", not found["pip_caches"], str(found["pip_caches"]))
     results.check("no compilers", not found["compilers"], str(found["compilers"]))
+    check_packages(results, found)
+    return found
+
+
+def difference(expected: dict[str, str], found: dict[str, str]) -> str:
+    """What differs between two {name: version} sets, in words ("" when nothing does)."""
+    parts = [
+        ("missing", sorted(f"{name}=={expected[name]}" for name in expected.keys() - found.keys())),
+        ("unexpected", sorted(f"{name}=={found[name]}" for name in found.keys() - expected.keys())),
+        (
+            "other versions",
+            sorted(
+                f"{name} {found[name]} (not {expected[name]})"
+                for name in expected.keys() & found.keys()
+                if expected[name] != found[name]
+            ),
+        ),
+    ]
+    return "; ".join(f"{label}: {', '.join(names)}" for label, names in parts if names)
+
+
+def check_packages(results: Results, found: dict) -> None:
+    """The server's environment is exactly requirements-image.txt, and the SBOM says exactly that."""
+    image = read_pins(ROOT / "requirements-image.txt")
+    installed = found["distributions"]
+    results.check(
+        "Python packages are exactly requirements-image.txt's",
+        installed == image,
+        f"{len(installed)} distributions",
+        on_failure=difference(image, installed),
+    )
+    # What requirements-api.txt has and the image leaves out: prophet's plotting stack.
+    left_out = sorted(read_pins(ROOT / "requirements-api.txt").keys() - image.keys())
+    present = sorted(name for name in left_out if name in installed)
+    if found["matplotlib_importable"]:
+        present.append("matplotlib (importable)")
+    results.check(f"no plotting stack ({', '.join(left_out)})", bool(left_out) and not present, str(present))
+    sbom = found["sbom"]
+    if "error" in sbom:
+        results.check(f"an SBOM at {SBOM_PATH}", False, sbom["error"])
+        return
+    listed = sbom["components"]
+    results.check(
+        "the SBOM lists exactly the installed packages",
+        sbom["format"].startswith("CycloneDX ") and listed == installed,
+        f"{sbom['format']}, {len(listed)} components",
+        on_failure=difference(installed, listed),
+    )
 
 
 def check_labels(results: Results, config: dict, args: BuildArgs | None) -> None:
@@ -429,13 +590,19 @@ class Figures:
     build_seconds: float | None = None
     single_stage_build_seconds: float | None = None
     size: int | None = None
+    base_size: int | None = None  # the base image's, as the engine has it (maybe a stand-in)
     single_stage_size: int | None = None
     healthy_seconds: float | None = None
     stop_seconds: float | None = None
 
 
 def exercise_container(
-    engine: Engine, image: str, results: Results, figures: Figures, args: BuildArgs | None
+    engine: Engine,
+    image: str,
+    results: Results,
+    figures: Figures,
+    args: BuildArgs | None,
+    model_files: list[str],
 ) -> None:
     """Run the image and check it from outside and inside; always removes the container."""
     port = free_port()
@@ -453,6 +620,8 @@ def exercise_container(
         results.check("becomes healthy", True, f"{figures.healthy_seconds:.1f} s after start")
         config = image_config(engine, image)
         check_answers(results, base_url)
+        check_models_loaded(results, base_url, model_files)
+        check_routes(results, base_url)
         check_healthcheck(results, engine, image)
         check_locked_down(results, engine, config)
         check_labels(results, config, args)
@@ -473,18 +642,34 @@ def seconds(value: float | None) -> str:
     return "?" if value is None else f"{value:.1f} s"
 
 
+def size_ratio(figures: Figures) -> float | None:
+    """The final image's size as a share of the single-stage one's (same base, same engine)."""
+    if not (figures.size and figures.single_stage_size):
+        return None
+    return figures.size / figures.single_stage_size
+
+
 def print_figures(figures: Figures) -> None:
     size = f"{figures.label} {megabytes(figures.size)}"
     build_time = f"{figures.label} {seconds(figures.build_seconds)}"
-    if figures.single_stage_size:
+    ratio = size_ratio(figures)
+    if figures.single_stage_size and ratio is not None:
         saved = figures.single_stage_size - (figures.size or 0)
-        share = 100 * saved / figures.single_stage_size
         size += (
-            f", single-stage {megabytes(figures.single_stage_size)} ({megabytes(saved)}, {share:.1f}% less)"
+            f", single-stage {megabytes(figures.single_stage_size)}"
+            f" (ratio {ratio:.2f}: {megabytes(saved)}, {100 * (1 - ratio):.1f}% less)"
         )
         build_time += f", single-stage {seconds(figures.single_stage_build_seconds)}"
     print("\nfigures")
     print(f"  image size       {size}")
+    if figures.size and figures.base_size:
+        name, published, source = PUBLISHED_BASE
+        added = figures.size - figures.base_size
+        print(
+            f"  published base   about {megabytes(added + published)} on {name} as published"
+            f" ({megabytes(published)}, {source}): the stages add {megabytes(added)} to the base"
+            f" here ({megabytes(figures.base_size)})"
+        )
     print(f"  build time       {build_time}")
     print(f"  time to healthy  {seconds(figures.healthy_seconds)} (from run to the first 200 from /health)")
     print(f"  stop on SIGTERM  {seconds(figures.stop_seconds)}")
@@ -507,14 +692,21 @@ def main(argv: list[str] | None = None) -> int:
         built = results.check("image exists", works([engine.name, "image", "inspect", image]))
     if built:
         figures.size = image_size(engine, image)
-        check_contents(results, engine, image)
-        exercise_container(engine, image, results, figures, args)
+        figures.base_size = base_image_size(engine)
+        found = check_contents(results, engine, image)
+        exercise_container(engine, image, results, figures, args, found["models"] if found else [])
     if options.compare and args is not None:
         figures.single_stage_build_seconds = build(
             engine, SINGLE_STAGE_IMAGE, SINGLE_STAGE_DOCKERFILE, args, "single-stage-build.log"
         )
         if results.check("single-stage image builds", figures.single_stage_build_seconds is not None):
             figures.single_stage_size = image_size(engine, SINGLE_STAGE_IMAGE)
+            ratio = size_ratio(figures)
+            results.check(
+                f"the image is at most {MAX_SIZE_RATIO}x the single-stage one",
+                ratio is not None and ratio <= MAX_SIZE_RATIO,
+                "?" if ratio is None else f"{ratio:.2f}x",
+            )
     print_figures(figures)
     print(results.closing_line())
     return 0 if not results.failed else 1

@@ -2,12 +2,14 @@
 """Ask Render to deploy one exact image through the service's deploy hook (standard library only).
 
     RENDER_DEPLOY_HOOK_URL=https://api.render.com/deploy/srv-...?key=... \\
-        python scripts/render_deploy.py ghcr.io/owner/repo:1.2.3-20260101120000
+        python scripts/render_deploy.py ghcr.io/owner/repo@sha256:<64 hex digits>
 
 Render deploys an image-backed service when its secret deploy hook URL receives a POST. The
 ``imgURL`` query parameter names the image to deploy; everything in it but the tag or digest
-must match the image URL in the service's settings, or Render refuses the request. Naming the
-timestamped tag, not ``latest``, deploys the very image this pipeline run checked and published.
+must match the image URL in the service's settings, or Render refuses the request. The image is
+named by digest, never by tag: a tag can be moved to another image, a digest names exactly the
+bytes this pipeline run checked, scanned, signed and published. Anything else is refused (exit 2)
+before the hook is called.
 
 Without RENDER_DEPLOY_HOOK_URL (a fork, or a repository that does not deploy) it prints a
 GitHub Actions notice and exits 0: nothing to deploy is not a failure. Exits 1 when Render
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -28,10 +31,26 @@ HOOK_VARIABLE = "RENDER_DEPLOY_HOOK_URL"
 ATTEMPTS = 3
 TIMEOUT = 30  # seconds per request
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+# registry[:port]/path@sha256:<digest>, lower case as registries require (no tag: the digest decides).
+IMAGE_BY_DIGEST = re.compile(
+    r"[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]+)?"  # registry host, e.g. ghcr.io
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+"  # repository path, e.g. /owner/repo
+    r"@sha256:[0-9a-f]{64}"
+)
 
 
 class DeployError(Exception):
     """Render did not accept the deploy; the message never contains the hook URL."""
+
+
+def image_by_digest(reference: str) -> str:
+    """The reference itself when it names an image by digest; argparse reports anything else."""
+    if not IMAGE_BY_DIGEST.fullmatch(reference):
+        raise argparse.ArgumentTypeError(
+            f"{reference!r} is not an image named by digest, e.g. ghcr.io/owner/repo@sha256:<64 hex digits>"
+            " (a tag can move; the digest names the image that was checked)"
+        )
+    return reference
 
 
 def deploy_url(hook_url: str, image: str) -> str:
@@ -74,7 +93,9 @@ def trigger(hook_url: str, image: str, retry_delay: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Deploy one exact image on Render through its deploy hook.")
-    parser.add_argument("image", help="the image to deploy, e.g. ghcr.io/owner/repo:1.2.3-20260101120000")
+    parser.add_argument(
+        "image", type=image_by_digest, help="the image to deploy, by digest: ghcr.io/owner/repo@sha256:..."
+    )
     parser.add_argument("--retry-delay", type=float, default=5.0, help="seconds before the first retry")
     args = parser.parse_args(argv)
 

@@ -4,6 +4,7 @@ pipeline keeps its quality gate (nothing is published or deployed unless everyth
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -115,16 +116,76 @@ def test_nothing_is_published_or_deployed_unless_everything_before_passed():
         "test": None,
         "version": "test",
         "build": "version",
-        "deploy": "build",
+        "sign": "build",
+        "deploy": ["build", "sign"],
     }
     assert not any("if" in job or "continue-on-error" in job for job in jobs.values())
-    build_steps = [step.get("name", step.get("uses")) for step in jobs["build"]["steps"]]
-    check = next(i for i, name in enumerate(build_steps) if name.startswith("Check the image"))
-    publish = next(i for i, name in enumerate(build_steps) if name == "Publish the checked image")
-    assert check < publish
-    # What is pushed is the image that was checked, not a second build of it.
-    assert [step.get("with", {}).get("push") for step in jobs["build"]["steps"]].count(True) == 0
-    assert "docker push" in jobs["build"]["steps"][publish]["run"]
+    steps = jobs["build"]["steps"]
+    names = [step.get("name", step.get("uses")) for step in steps]
+
+    def index(prefix: str) -> int:
+        return next(i for i, name in enumerate(names) if name.startswith(prefix))
+
+    check, scan, publish = index("Check the image"), index("Scan the image"), index("Publish the checked")
+    verify, tag = index("Verify that the pushed image"), index("Tag the published digest")
+    assert check < scan < publish < verify < tag
+
+    # Only the publishing build pushes, and by digest only: no tag moves before the verification.
+    def pushes(step: dict) -> bool:
+        return "push" in str(step.get("with", {})) or "push" in step.get("run", "")
+
+    assert [i for i, step in enumerate(steps) if pushes(step)] == [publish]
+    assert "push-by-digest=true" in steps[publish]["with"]["outputs"]
+    assert "docker push" not in str(jobs)
+    # A fixable CRITICAL or HIGH finding fails the scan, and with it the run.
+    scanner = steps[scan]["with"]
+    assert (scanner["severity-cutoff"], scanner["only-fixed"], scanner["fail-build"]) == ("high", True, True)
+
+
+def test_the_published_image_is_the_checked_one_with_its_attestations():
+    steps = load(WORKFLOW)["jobs"]["build"]["steps"]
+    build = next(step for step in steps if step.get("id") == "build")
+    publish = next(step for step in steps if step.get("id") == "publish")
+    # The same inputs, so that the layer cache gives the same image ...
+    for key in ("context", "build-args", "labels"):
+        assert build["with"][key] == publish["with"][key], key
+    assert build["with"]["load"] is True
+    # ... with what `docker push` of a loaded image would lose.
+    assert (publish["with"]["sbom"], publish["with"]["provenance"]) == (True, "mode=max")
+    # And it is proved the same: the registry's image config digest against the checked image's ID.
+    verify = next(step for step in steps if step.get("name", "").startswith("Verify that the pushed image"))
+    assert verify["env"]["CHECKED"] == "${{ steps.build.outputs.imageid }}"
+    assert verify["env"]["DIGEST"] == "${{ steps.publish.outputs.digest }}"
+    assert '"$config" != "$CHECKED"' in verify["run"] and "exit 1" in verify["run"]
+
+
+def test_the_digest_is_signed_and_attested_and_render_is_told_that_digest():
+    jobs = load(WORKFLOW)["jobs"]
+    assert jobs["build"]["outputs"]["digest"] == "${{ steps.publish.outputs.digest }}"
+    sign = jobs["sign"]
+    assert sign["env"]["DIGEST"] == "${{ needs.build.outputs.digest }}"
+    runs = " ".join(step.get("run", "") for step in sign["steps"])
+    assert 'cosign sign --yes "$IMAGE@$DIGEST"' in runs
+    attest = next(step for step in sign["steps"] if "attest-build-provenance" in step.get("uses", ""))
+    assert attest["with"]["subject-digest"] == "${{ needs.build.outputs.digest }}"
+    (deploy,) = [step for step in jobs["deploy"]["steps"] if "render_deploy.py" in step.get("run", "")]
+    assert deploy["env"]["DIGEST"] == "${{ needs.build.outputs.digest }}"
+    assert deploy["run"] == 'python3 scripts/render_deploy.py "$IMAGE@$DIGEST"'
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_release_named():
+    # jactionlint enforces it too (.github/jactionlint.yaml); this names the rule here.
+    uses = re.findall(r"uses: (\S+)(.*)", WORKFLOW.read_text())
+    assert uses
+    for action, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r" # v\d+\.\d+\.\d+", comment), (action, comment)
+
+
+def test_dependabot_watches_packages_base_images_and_actions():
+    updates = load(ROOT / ".github" / "dependabot.yml")["updates"]
+    assert {update["package-ecosystem"] for update in updates} == {"pip", "docker", "github-actions"}
+    assert all(update["cooldown"]["default-days"] >= 7 for update in updates)
 
 
 def test_permissions_are_granted_per_job_and_only_where_needed():
@@ -134,6 +195,8 @@ def test_permissions_are_granted_per_job_and_only_where_needed():
         "test": {"contents": "read"},
         "version": {"contents": "write"},
         "build": {"contents": "read", "packages": "write"},
+        # The only job with an OIDC token: it signs and attests, and runs none of the project's code.
+        "sign": {"id-token": "write", "packages": "write", "attestations": "write"},
         "deploy": {"contents": "read"},
     }
     assert workflow["concurrency"]["cancel-in-progress"] is False

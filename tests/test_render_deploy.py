@@ -17,7 +17,7 @@ from scripts.processes import free_port
 from tests.conftest import ROOT
 
 DEPLOY_SCRIPT = ROOT / "scripts" / "render_deploy.py"
-IMAGE = "ghcr.io/owner/crypto-predict-api:1.2.3-20260827120000"
+IMAGE = "ghcr.io/owner/crypto-predict-api@sha256:" + "0123456789abcdef" * 4
 HOOK_KEY = "k3y-that-must-stay-private"  # the part of the hook URL that must not leak
 
 
@@ -56,12 +56,12 @@ def hook() -> Iterator[Hook]:
     server.server_close()
 
 
-def deploy(hook_url: str | None, *args: str) -> subprocess.CompletedProcess:
+def deploy(hook_url: str | None, *args: str, image: str = IMAGE) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key != "RENDER_DEPLOY_HOOK_URL"}
     if hook_url is not None:
         env["RENDER_DEPLOY_HOOK_URL"] = hook_url
     return subprocess.run(
-        [sys.executable, str(DEPLOY_SCRIPT), IMAGE, "--retry-delay", "0", *args],
+        [sys.executable, str(DEPLOY_SCRIPT), image, "--retry-delay", "0", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -116,3 +116,30 @@ def test_an_unreachable_hook_fails_after_the_attempts():
     assert result.returncode == 1
     assert "cannot reach the deploy hook" in result.stderr
     assert HOOK_KEY not in result.stdout + result.stderr
+
+
+def test_an_image_reference_on_a_registry_with_a_port_is_accepted(hook):
+    image = "registry.example.com:5000/team/crypto-predict@sha256:" + "a" * 64
+    assert deploy(hook.url, image=image).returncode == 0
+    assert parse_qs(urlsplit(hook.requests[0][1]).query)["imgURL"] == [image]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/owner/crypto-predict-api:1.2.3-20260827120000",  # a tag can be moved to another image
+        "ghcr.io/owner/crypto-predict-api:latest",
+        "ghcr.io/owner/crypto-predict-api",
+        "ghcr.io/owner/crypto-predict-api@sha256:" + "0" * 63,  # a digest one digit short
+        "ghcr.io/owner/crypto-predict-api@sha256:" + "A" * 64,  # digests are lower-case hex
+        "ghcr.io/Owner/crypto-predict-api@sha256:" + "0" * 64,  # so are repository paths
+        "ghcr.io/owner/crypto-predict-api@sha512:" + "0" * 64,
+        "ghcr.io/owner/repo@sha256:" + "0" * 64 + "&key=x",  # nothing may ride along into the query
+    ],
+)
+def test_anything_but_an_image_by_digest_is_refused_before_the_hook(hook, image):
+    for hook_url in (hook.url, None):  # with and without the secret
+        result = deploy(hook_url, image=image)
+        assert result.returncode == 2
+        assert "is not an image named by digest" in result.stderr
+    assert hook.requests == []
