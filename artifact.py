@@ -33,11 +33,12 @@ atomically; :func:`read_metadata` and :func:`read_model` check them.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import pickle  # nosec B403  # only a model whose sha256 matches its metadata is unpickled
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
@@ -45,9 +46,11 @@ from typing import Any, NotRequired, TypedDict
 import numpy as np
 import pandas as pd
 
-METADATA_FORMAT = 2  # 2 adds "forecast" (how to serve the output), "config" and "backtest"
-READABLE_FORMATS = (1, 2)
-SERVED_INTERVAL_WIDTH = 0.8  # the served answers are 80% intervals
+METADATA_FORMAT = 3  # 2 added "forecast", "config", "backtest"; 3 adds levels, "closes" and past_days
+READABLE_FORMATS = (1, 2, 3)
+SERVED_INTERVAL_WIDTH = 0.8  # the answers without a `level` are 80% intervals
+SERVED_LEVEL = 80  # the same, in percent
+LEVELS = (50, 80, 90, 95)  # the interval levels a client may ask for, each calibrated
 FORECAST_SEED = 0  # Prophet draws its intervals at random; a fixed seed makes them reproducible
 DEFAULT_MODEL_DIR = "models"
 # Days one model may serve: the API holds every answer in memory, and Prophet simulates the whole
@@ -62,6 +65,11 @@ class ModelError(Exception):
 class ServedRange(TypedDict):
     first_day: str  # YYYY-MM-DD
     last_day: str
+
+
+class Closes(TypedDict):
+    first_day: str  # the day of values[0]; one value per day after it
+    values: list[float]  # USD
 
 
 class Metadata(TypedDict):
@@ -83,6 +91,7 @@ class Metadata(TypedDict):
     forecast: NotRequired[dict[str, Any]]  # ForecastContract.to_json()
     config: NotRequired[dict[str, Any]]  # the training configuration
     backtest: NotRequired[dict[str, Any] | None]  # the backtest summary
+    closes: NotRequired[Closes]  # format 3: every validated close, whatever window the model was fitted on
 
 
 # ---------------------------------------------------------------- the pair of files
@@ -186,51 +195,91 @@ def _stage(final: Path, content: bytes) -> Path:
 
 @dataclass(frozen=True)
 class Interval:
-    """The calibrated interval: log(bound / prediction) at each knot horizon, widening with it."""
+    """Calibrated intervals: log(bound / prediction) at each knot horizon, for each served level.
+
+    Between knots the bounds are linear in the horizon; past the last knot they grow like
+    sqrt(h), as a random walk's do. A level's bounds never narrow with the horizon, and a wider
+    level's interval holds a narrower one's.
+    """
 
     horizon_days: list[int]
-    lower: list[float]
-    upper: list[float]
+    lower: dict[int, list[float]]  # level (percent) -> log(low / prediction) at each knot
+    upper: dict[int, list[float]]
 
-    def bounds(self, days_ahead) -> tuple[np.ndarray, np.ndarray]:
-        """Log bounds at any horizon: linear between knots, growing like sqrt(h) past the last."""
+    @property
+    def levels(self) -> list[int]:
+        return sorted(self.lower)
+
+    def bounds(self, days_ahead, level: int = SERVED_LEVEL) -> tuple[np.ndarray, np.ndarray]:
+        """Log bounds of `level` at any horizon (days ahead, 1 or more)."""
         days_ahead = np.asarray(days_ahead, dtype=float)
         growth = np.sqrt(np.maximum(days_ahead / self.horizon_days[-1], 1.0))
         return (
-            np.interp(days_ahead, self.horizon_days, self.lower) * growth,
-            np.interp(days_ahead, self.horizon_days, self.upper) * growth,
+            np.interp(days_ahead, self.horizon_days, self.lower[level]) * growth,
+            np.interp(days_ahead, self.horizon_days, self.upper[level]) * growth,
         )
 
     def to_json(self) -> dict:
-        return {"width": SERVED_INTERVAL_WIDTH, **asdict(self)}
+        return {
+            "levels": self.levels,
+            "horizon_days": list(self.horizon_days),
+            "lower": {str(level): list(self.lower[level]) for level in self.levels},
+            "upper": {str(level): list(self.upper[level]) for level in self.levels},
+        }
 
     @classmethod
     def from_json(cls, spec) -> Interval:
-        """The interval of the metadata, once checked to be well formed and to widen with the horizon."""
+        """The intervals of the metadata, once checked; format 2's single 80% interval is read too."""
         if not isinstance(spec, dict):
             raise ModelError(f"forecast interval must be an object, got {type(spec).__name__}")
         try:
-            days, lower, upper = (
-                np.asarray(spec[k], dtype=float) for k in ("horizon_days", "lower", "upper")
-            )
+            if "levels" in spec:
+                levels = [int(level) for level in spec["levels"]]
+                lower = {level: spec["lower"][str(level)] for level in levels}
+                upper = {level: spec["upper"][str(level)] for level in levels}
+            else:  # format 2: one interval, whose width must be the served one
+                if spec.get("width") != SERVED_INTERVAL_WIDTH:
+                    raise ModelError(
+                        f"forecast interval is malformed: width must be {SERVED_INTERVAL_WIDTH}: "
+                        "the API serves 80% intervals"
+                    )
+                lower, upper = {SERVED_LEVEL: spec["lower"]}, {SERVED_LEVEL: spec["upper"]}
+            interval = cls(list(spec["horizon_days"]), lower, upper)
+            check_interval(interval)
         except (TypeError, KeyError, ValueError) as error:
             raise ModelError(f"forecast interval is malformed: {error!r}") from error
-        problem = None
-        if spec.get("width") != SERVED_INTERVAL_WIDTH:
-            problem = f"width must be {SERVED_INTERVAL_WIDTH}: the API serves 80% intervals"
-        elif not (days.ndim == 1 and len(days) and days.shape == lower.shape == upper.shape):
-            problem = "horizon_days, lower and upper must be lists of the same, non-zero length"
-        elif not (np.isfinite(lower).all() and np.isfinite(upper).all()):
-            problem = "bounds must be finite"
-        elif days[0] < 1 or (np.diff(days) <= 0).any():
-            problem = "horizon_days must increase from at least 1"
-        elif (
-            (lower > 0).any() or (upper < 0).any() or (np.diff(lower) > 0).any() or (np.diff(upper) < 0).any()
-        ):
-            problem = "bounds must contain the prediction and widen with the horizon"
-        if problem:
-            raise ModelError(f"forecast interval is malformed: {problem}")
-        return cls(list(spec["horizon_days"]), list(spec["lower"]), list(spec["upper"]))
+        return interval
+
+
+def check_interval(interval: Interval) -> None:
+    """Raise ModelError unless every level's bounds are well formed, widen with h and nest."""
+    problem = interval_problem(interval)
+    if problem:
+        raise ModelError(f"forecast interval is malformed: {problem}")
+
+
+def interval_problem(interval: Interval) -> str | None:
+    """What is wrong with the intervals, or None."""
+    days = np.asarray(interval.horizon_days, dtype=float)
+    if SERVED_LEVEL not in interval.lower or not set(interval.levels) <= set(LEVELS):
+        return f"levels must include {SERVED_LEVEL} and be among {list(LEVELS)}"
+    if not (days.ndim == 1 and len(days)) or days[0] < 1 or (np.diff(days) <= 0).any():
+        return "horizon_days must increase from at least 1"
+    sides = {
+        level: (np.asarray(interval.lower[level]), np.asarray(interval.upper[level]))
+        for level in interval.levels
+    }
+    for lower, upper in sides.values():
+        if not (days.shape == lower.shape == upper.shape):
+            return "horizon_days, lower and upper must be lists of the same, non-zero length"
+        if not (np.isfinite(lower).all() and np.isfinite(upper).all()):
+            return "bounds must be finite"
+        if (lower > 0).any() or (upper < 0).any() or (np.diff(lower) > 0).any() or (np.diff(upper) < 0).any():
+            return "bounds must contain the prediction and widen with the horizon"
+    for narrow, wide in itertools.pairwise(interval.levels):
+        if (sides[wide][0] > sides[narrow][0]).any() or (sides[wide][1] < sides[narrow][1]).any():
+            return f"the {wide}% interval must hold the {narrow}% one"
+    return None
 
 
 @dataclass(frozen=True)
@@ -241,6 +290,11 @@ class ForecastContract:
     level_offset: float  # added to the model's output on days after the last training day
     hold_trend: bool  # after the last training day, the trend stays at its value on that day
     interval: Interval | None  # calibrated bounds by days ahead, replacing the model's own after the last day
+    past_days: str = "fit"  # "close": a day with data answers its close; "fit": the model's fit (format 2)
+
+    @property
+    def levels(self) -> list[int]:
+        return self.interval.levels if self.interval else [SERVED_LEVEL]
 
     def to_json(self) -> dict:
         return {
@@ -248,6 +302,7 @@ class ForecastContract:
             "level_offset": round(self.level_offset, 8),
             "hold_trend": self.hold_trend,
             "interval": self.interval.to_json() if self.interval else None,
+            "past_days": self.past_days,
         }
 
     @classmethod
@@ -261,12 +316,30 @@ class ForecastContract:
         if isinstance(offset, bool) or not isinstance(offset, int | float) or not np.isfinite(offset):
             raise ModelError(f"forecast level_offset must be a finite number, got {offset!r}")
         interval = spec.get("interval")
+        past_days = spec.get("past_days", "fit")
+        if past_days not in ("fit", "close") or (past_days == "close" and "closes" not in metadata):
+            raise ModelError(
+                f"forecast past_days must be 'fit', or 'close' with the closes; got {past_days!r}"
+            )
         return cls(
             target == "log_close",
             float(offset),
             spec.get("hold_trend") is True,
             None if interval is None else Interval.from_json(interval),
+            past_days,
         )
+
+
+def closes_of(metadata: Metadata) -> pd.Series | None:
+    """The metadata's daily closes (USD) indexed by day, or None (format 2 and older)."""
+    closes = metadata.get("closes")
+    if closes is None:
+        return None
+    values = np.asarray(closes["values"], dtype=float)
+    days = pd.date_range(closes["first_day"], periods=len(values), freq="D")
+    if not len(values) or not np.isfinite(values).all() or (values <= 0).any():
+        raise ModelError("metadata closes must be positive, finite numbers")
+    return pd.Series(values, index=days)
 
 
 # ---------------------------------------------------------------- the forecast
@@ -285,11 +358,17 @@ def forecast_table(model, first_day: date, last_day: date) -> pd.DataFrame:
     return forecast[[c for c in ("ds", "yhat", "yhat_lower", "yhat_upper", "trend") if c in forecast]]
 
 
-def served_forecast(table: pd.DataFrame, contract: ForecastContract, last_day: date) -> pd.DataFrame:
-    """The model's forecast table in USD, as the contract says; days up to `last_day` are the fit.
+def served_forecast(
+    table: pd.DataFrame, contract: ForecastContract, last_day: date, closes: pd.Series | None = None
+) -> pd.DataFrame:
+    """The model's forecast table in USD, as the contract says: ds, yhat and low_L, high_L per level.
 
-    Without bounds in the table (a model fitted without uncertainty samples) and without a
-    calibrated interval, the bounds are NaN.
+    After `last_day` it is the forecast: anchored, the trend held if asked, the calibrated
+    intervals. Up to `last_day` it is the model's fit with Prophet's own band ("fit"), or, with
+    past_days "close", the close itself with a zero-width interval: a known price has no
+    uncertainty, and the chart and the forecast join at the last close. yhat_lower and yhat_upper
+    are the 80% bounds. Without bounds in the table (a model fitted without uncertainty samples)
+    and without a calibrated interval, the bounds are NaN.
     """
     ahead = (table.ds - pd.Timestamp(last_day)).dt.days.to_numpy()
     future = ahead > 0
@@ -304,8 +383,23 @@ def served_forecast(table: pd.DataFrame, contract: ForecastContract, last_day: d
         inverse(table[c].to_numpy() + shift) if c in table else np.full(len(table), np.nan)
         for c in ("yhat", "yhat_lower", "yhat_upper")
     )
-    if contract.interval is not None:
-        lower, upper = contract.interval.bounds(ahead[future])
-        low[future] = prediction[future] * np.exp(lower)
-        high[future] = prediction[future] * np.exp(upper)
-    return pd.DataFrame({"ds": table.ds, "yhat": prediction, "yhat_lower": low, "yhat_upper": high})
+    served = pd.DataFrame({"ds": table.ds, "yhat": prediction})
+    for level in contract.levels:
+        served[f"low_{level}"], served[f"high_{level}"] = low.copy(), high.copy()
+        if contract.interval is not None:
+            lower, upper = contract.interval.bounds(ahead[future], level)
+            served.loc[future, f"low_{level}"] = prediction[future] * np.exp(lower)
+            served.loc[future, f"high_{level}"] = prediction[future] * np.exp(upper)
+    if contract.past_days == "close":
+        served = pd.concat([known_days(closes, last_day, contract.levels), served[future]], ignore_index=True)
+    served["yhat_lower"], served["yhat_upper"] = served[f"low_{SERVED_LEVEL}"], served[f"high_{SERVED_LEVEL}"]
+    return served
+
+
+def known_days(closes: pd.Series, last_day: date, levels: list[int]) -> pd.DataFrame:
+    """Days with data as served with past_days "close": the close, and every bound equal to it."""
+    known = closes[closes.index <= pd.Timestamp(last_day)]
+    rows = pd.DataFrame({"ds": known.index, "yhat": known.to_numpy()})
+    for level in levels:
+        rows[f"low_{level}"] = rows[f"high_{level}"] = known.to_numpy()
+    return rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from artifact import (
     ForecastContract,
     Metadata,
     ModelError,
+    closes_of,
     forecast_table,
     read_metadata,
     read_model,
@@ -38,16 +39,29 @@ class ServedModel:
     csv_rows: dict[str, bytes]  # "YYYY-MM-DD" -> the same answer as a CSV line
     closes: dict[str, bytes]  # "YYYY-MM-DD" -> {"date","close"} JSON of the training data
     close_rows: dict[str, bytes]  # the same as CSV lines
+    levels: tuple[int, ...] = (80,)  # the interval levels a client may ask for
+    heads: dict[str, bytes] = field(default_factory=dict)  # day -> '{"date":...,"prediction":...' (open)
+    level_parts: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> its JSON object
+    level_csv: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> ",low,high"
 
 
 def compact_json(value) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
+SIGNIFICANT_DIGITS = 6
+
+
 def price(value) -> float:
-    """A USD price as served: to the cent, or to 6 significant digits below a dollar (cheap coins)."""
+    """A USD price as served: at least 6 significant digits, and never less precise than the cent.
+
+    BTC keeps its cents (73041.83); a $1.45 coin is served as 1.45123, not rounded to 1.45.
+    """
     value = float(value)
-    return round(value, 2) if abs(value) >= 1 else float(f"{value:.6g}")
+    if value == 0 or not np.isfinite(value):
+        return value
+    digits = int(np.floor(np.log10(abs(value)))) + 1  # before the decimal point
+    return round(value, max(2, SIGNIFICANT_DIGITS - digits))
 
 
 def forecast_answers(table: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, bytes]]:
@@ -66,6 +80,22 @@ def forecast_answers(table: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, b
         )
         csv_rows[day] = ",".join([day, *map(str, values)]).encode() + b"\n"
     return answers, csv_rows
+
+
+def level_answers(table: pd.DataFrame, levels) -> tuple[dict, dict, dict]:
+    """For answers with `level`: each day's open JSON head, and each level's JSON object and CSV cells."""
+    heads = {}
+    parts: dict[int, dict[str, bytes]] = {level: {} for level in levels}
+    cells: dict[int, dict[str, bytes]] = {level: {} for level in levels}
+    for row in table.itertuples(index=False):
+        day = row.ds.date().isoformat()
+        head = {"date": http_date(row.ds.to_pydatetime().replace(tzinfo=UTC)), "prediction": price(row.yhat)}
+        heads[day] = compact_json(head)[:-1]
+        for level in levels:
+            low, high = price(getattr(row, f"low_{level}")), price(getattr(row, f"high_{level}"))
+            parts[level][day] = compact_json({"level": level, "low": low, "high": high})
+            cells[level][day] = f",{low},{high}".encode()
+    return heads, parts, cells
 
 
 def close_answers(history: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, bytes]]:
@@ -104,13 +134,23 @@ def serve_model(model_path: Path) -> ServedModel:
             f"{model_path.stem!r}: a pair was renamed or copied; retrain {model_path.stem} instead"
         )
     contract = ForecastContract.from_metadata(metadata)
-    table = served_forecast(
-        forecast_table(model, first_day, last_day), contract, date.fromisoformat(metadata["last_day"])
-    )
+    data_last_day = date.fromisoformat(metadata["last_day"])
+    known = closes_of(metadata)
+    # Days with data answer their close when the contract says so: Prophet need not forecast them.
+    grid_first = data_last_day if contract.past_days == "close" else first_day
+    table = served_forecast(forecast_table(model, grid_first, last_day), contract, data_last_day, known)
+    table = table[(table.ds >= pd.Timestamp(first_day)) & (table.ds <= pd.Timestamp(last_day))]
     answers, csv_rows = forecast_answers(table)
-    history = model.history.assign(y=np.exp(model.history.y)) if contract.log_target else model.history
+    heads, level_parts, level_csv = level_answers(table, contract.levels)
+    if known is not None:
+        history = pd.DataFrame({"ds": known.index, "y": known.to_numpy()})
+    else:
+        history = model.history.assign(y=np.exp(model.history.y)) if contract.log_target else model.history
     closes, close_rows = close_answers(history)
-    return ServedModel(model_path.stem, metadata, first_day, last_day, answers, csv_rows, closes, close_rows)
+    return ServedModel(
+        model_path.stem, metadata, first_day, last_day, answers, csv_rows, closes, close_rows,
+        tuple(contract.levels), heads, level_parts, level_csv,
+    )  # fmt: skip
 
 
 def metadata_files(model_dir: Path) -> list[Path]:

@@ -35,6 +35,8 @@ def cache_validators(models: dict[str, ServedModel]) -> CacheValidators:
         digest.update(compact_json(served.metadata))
         for table in (served.answers, served.csv_rows, served.closes, served.close_rows):
             digest.update(b"".join(table.values()))
+        for level in served.levels if len(served.levels) > 1 else ():  # one level: in the answers above
+            digest.update(b"".join(served.level_parts[level].values()))
     version = digest.hexdigest()[:20]
     newest = max(trained_at(served.metadata) for served in models.values())
     etags = {JSON: f"{version}-json", CSV: f"{version}-csv"}

@@ -11,6 +11,7 @@ from flask import request
 from serving.answers import ServedModel
 
 DAY_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only
+LEVEL_PATTERN = re.compile(r"[0-9]{1,3}")
 MAX_RANGE_DAYS = 1500  # days in one range request: about four years of daily points
 ECHO_LIMIT = 40  # characters of a bad value quoted back in an error message
 JSON = "application/json"
@@ -77,6 +78,22 @@ def requested_range(args, first: date, last: date, what: str = "forecast") -> li
             f"at most {MAX_RANGE_DAYS} days per request; {start} to {end} is {(end - start).days + 1}"
         )
     return [day.date().isoformat() for day in pd.date_range(start, end, freq="D")]
+
+
+def requested_levels(args, served: ServedModel) -> list[int] | None:
+    """The interval levels asked for with `level` (e.g. 50,95), ascending; None without `level`."""
+    text = one_value(args, "level")
+    if text is None:
+        return None
+    accepted = ", ".join(map(str, served.levels))
+    levels = set()
+    for part in text.split(","):
+        if not (part.strip().isdigit() and int(part) in served.levels):
+            raise ClientError(
+                f"'level' takes interval levels in percent among {accepted}, e.g. 50,95; got {quote(text)}"
+            )
+        levels.add(int(part))
+    return sorted(levels)
 
 
 def wants_csv() -> bool:

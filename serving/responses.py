@@ -40,6 +40,25 @@ def range_response(served: ServedModel, days: list[str], items: str, json_rows: 
     return Response(body, mimetype=JSON)
 
 
+def forecast_csv_header(levels: list[int] | None) -> bytes:
+    if levels is None:
+        return FORECAST_CSV_HEADER
+    return ("date,prediction" + "".join(f",low_{level},high_{level}" for level in levels) + "\n").encode()
+
+
+def levels_json(served: ServedModel, day: str, levels: list[int]) -> bytes:
+    """One day's answer with the asked interval levels, spliced from precomputed pieces."""
+    intervals = b",".join(served.level_parts[level][day] for level in levels)
+    return served.heads[day] + b',"intervals":[' + intervals + b"]}"
+
+
+def levels_csv(served: ServedModel, day: str, levels: list[int]) -> bytes:
+    prediction = served.csv_rows[day].split(b",")[1]
+    return (
+        day.encode() + b"," + prediction + b"".join(served.level_csv[level][day] for level in levels) + b"\n"
+    )
+
+
 def model_card(served: ServedModel) -> dict:
     """What a user needs to judge a model: provenance, span, versions, servable range, backtest."""
     keys = ("name", "symbol", "trained_at", "source", "origin", "first_day", "last_day", "rows", "versions")

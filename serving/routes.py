@@ -7,8 +7,24 @@ from flask_openapi3 import OpenAPI, Tag
 
 from serving.answers import ALIASES, ServedModel, compact_json
 from serving.caching import cache_validators, cacheable
-from serving.queries import CSV, JSON, ClientError, UnknownAsset, requested_day, requested_range, wants_csv
-from serving.responses import FORECAST_CSV_HEADER, HISTORY_CSV_HEADER, model_card, range_response
+from serving.queries import (
+    CSV,
+    JSON,
+    ClientError,
+    UnknownAsset,
+    requested_day,
+    requested_levels,
+    requested_range,
+    wants_csv,
+)
+from serving.responses import (
+    HISTORY_CSV_HEADER,
+    forecast_csv_header,
+    levels_csv,
+    levels_json,
+    model_card,
+    range_response,
+)
 from serving.schemas import (
     NOT_MODIFIED,
     ErrorBody,
@@ -28,17 +44,24 @@ SERVICE = Tag(name="service")
 
 
 def forecast_for(served: ServedModel) -> Response:
-    """One day's forecast, or a range of them, as the query asks."""
+    """One day's forecast, or a range of them, as the query asks; with `level`, those intervals."""
     args = request.args
+    levels = requested_levels(args, served)
     if "start" in args or "end" in args:
         if "date" in args:
             raise ClientError("give either 'date', or 'start' and 'end', not both")
         days = requested_range(args, served.first_day, served.last_day)
-        return range_response(served, days, "forecasts", served.answers, served.csv_rows, FORECAST_CSV_HEADER)
-    day = requested_day(args, served)
+    else:
+        days = [requested_day(args, served)]
+    json_rows, csv_rows = served.answers, served.csv_rows
+    if levels is not None:
+        json_rows = {day: levels_json(served, day, levels) for day in days}
+        csv_rows = {day: levels_csv(served, day, levels) for day in days}
+    if len(days) > 1 or "start" in args:
+        return range_response(served, days, "forecasts", json_rows, csv_rows, forecast_csv_header(levels))
     if wants_csv():
-        return Response(FORECAST_CSV_HEADER + served.csv_rows[day], mimetype=CSV)
-    return Response(served.answers[day], mimetype=JSON)
+        return Response(forecast_csv_header(levels) + csv_rows[days[0]], mimetype=CSV)
+    return Response(json_rows[days[0]], mimetype=JSON)
 
 
 def history_for(served: ServedModel) -> Response:

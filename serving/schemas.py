@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
+from artifact import LEVELS
 from serving.caching import CACHE_MAX_AGE
 from serving.queries import CSV, MAX_RANGE_DAYS
 
@@ -20,14 +21,21 @@ def parses_own_query(view):
     return view
 
 
-def optional_day(description: str, example: str | None = None) -> Any:
-    """A documented optional day parameter: a plain date string, without pydantic's null default."""
+def optional_param(description: str, example: str | None = None, value_format: str | None = None) -> Any:
+    """A documented optional query parameter: a plain string, without pydantic's null default."""
 
     def shape(schema: dict) -> None:
         schema.pop("default", None)
-        schema.update(format="date", **({"example": example} if example else {}))
+        schema.update(
+            **({"format": value_format} if value_format else {}), **({"example": example} if example else {})
+        )
 
     return Field(None, description=description, json_schema_extra=shape)
+
+
+def optional_day(description: str, example: str | None = None) -> Any:
+    """A documented optional day parameter (YYYY-MM-DD)."""
+    return optional_param(description, example, "date")
 
 
 class ForecastQuery(BaseModel):
@@ -40,6 +48,13 @@ class ForecastQuery(BaseModel):
         f"First day of a range (with 'end'; at most {MAX_RANGE_DAYS} days), YYYY-MM-DD, e.g. 2024-06-01."
     )
     end: str = optional_day("Last day of a range (with 'start'), YYYY-MM-DD, e.g. 2024-06-30.")
+    level: str = optional_param(
+        "Interval levels in percent, comma-separated, among "
+        + ", ".join(map(str, LEVELS))
+        + " (each calibrated; see /models). Without it: the 80% interval as prediction_low and "
+        "prediction_high; with it: an 'intervals' list (CSV: low_L and high_L columns).",
+        "50,95",
+    )
 
 
 class HistoryQuery(BaseModel):
@@ -72,6 +87,20 @@ class Forecast(BaseModel):
     prediction_high: float = Field(description="Upper bound of the 80% interval, USD.")
 
 
+class LevelInterval(BaseModel):
+    level: int = Field(description="The interval's level in percent: the close falls inside it that often.")
+    low: float = Field(description="Lower bound, USD.")
+    high: float = Field(description="Upper bound, USD.")
+
+
+class ForecastLevels(BaseModel):
+    """The forecast close for one day, with the intervals asked for with `level`."""
+
+    date: str = Field(description="The day forecast, as an HTTP date (00:00:00 GMT).")
+    prediction: float = Field(description="Forecast close in USD.")
+    intervals: list[LevelInterval]
+
+
 class ForecastRange(BaseModel):
     """Daily forecasts from start to end."""
 
@@ -79,7 +108,7 @@ class ForecastRange(BaseModel):
     symbol: str
     start: str = Field(description="First day, YYYY-MM-DD.")
     end: str = Field(description="Last day, YYYY-MM-DD.")
-    forecasts: list[Forecast]
+    forecasts: list[Forecast] | list[ForecastLevels]
 
 
 CSV_CONTENT = {CSV: {"schema": {"type": "string"}}}
@@ -105,8 +134,9 @@ def redirect_doc(description: str) -> dict:
     return {"description": description, "headers": {"Location": header_doc("Where to go.")}}
 
 
-class ForecastAnswer(RootModel[Forecast | ForecastRange]):
-    """One day (with 'date') or a range (with 'start' and 'end'); CSV on Accept: text/csv."""
+class ForecastAnswer(RootModel[Forecast | ForecastLevels | ForecastRange]):
+    """One day (with 'date') or a range (with 'start' and 'end'), with `level`'s intervals if asked;
+    CSV on Accept: text/csv."""
 
     model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": CACHE_HEADERS})
 

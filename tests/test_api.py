@@ -347,12 +347,15 @@ def test_refuses_metadata_the_api_cannot_rely_on(model_dir_copy, change, message
 @pytest.mark.parametrize(
     ("value", "served"),
     [
-        (71989.944, 71989.94),
-        (1.005, 1.0),
+        (71989.944, 71989.94),  # BTC keeps its cents
+        (3116.004, 3116.0),
+        (145.12345, 145.123),
+        (1.4512345, 1.45123),  # a $1.45 coin: 6 significant digits, not [1.4, 1.5]
+        (1.005, 1.005),
         (0.07123456, 0.0712346),
         (0.0000123456789, 1.23457e-05),
         (0.0, 0.0),
     ],
 )
-def test_prices_keep_their_precision_for_cheap_coins(value, served):
+def test_prices_keep_six_significant_digits_and_the_cent(value, served):
     assert price(value) == served
