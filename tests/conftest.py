@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT = 60  # seconds; loading the model and precomputing answers takes a few
 
 
-def run_train(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_train(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run train.py as a user would, in its own process."""
     return subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *args],

@@ -38,6 +38,12 @@ def ranges(all_days: list[str]) -> list[tuple[str, str]]:
     return [(chunk[0], chunk[-1]) for chunk in chunks]
 
 
+def card_levels(card: dict) -> list[int]:
+    """The levels a model calibrates, from its card's backtest (80 alone for older models)."""
+    rows = (card.get("backtest") or {}).get("intervals") or []
+    return sorted({row["level"] for row in rows}) or [80]
+
+
 def questions(cards: dict) -> list[tuple[str, dict]]:
     """Every request whose answer is recorded: (URL, headers)."""
     asked = [("/models", {}), ("/health", {})]
@@ -52,6 +58,9 @@ def questions(cards: dict) -> list[tuple[str, dict]]:
         for start, end in ranges(served):
             asked.append((f"/forecast/{asset}?start={start}&end={end}", {}))
             asked.append((f"/forecast/{asset}?start={start}&end={end}", CSV))
+            every_level = ",".join(map(str, card_levels(card)))
+            asked.append((f"/forecast/{asset}?start={start}&end={end}&level={every_level}", {}))
+            asked.append((f"/forecast/{asset}?start={start}&end={end}&level={every_level}", CSV))
         for start, end in ranges(trained):
             asked.append((f"/history/{asset}?start={start}&end={end}", {}))
             asked.append((f"/history/{asset}?start={start}&end={end}", CSV))

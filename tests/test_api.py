@@ -53,7 +53,7 @@ def load_pickle(path):
 
 
 def test_answers_follow_the_forecast_contract(model_dir, served, client):
-    """artifact.py: past days are Prophet's fit; later ones hold the trend, anchor, calibrate."""
+    """artifact.py: days with data answer their close; later ones hold the trend, anchor, calibrate."""
     model = load_pickle(model_dir / "btc.pkl")
     contract = served.metadata["forecast"]
     last_day = pd.Timestamp(served.metadata["last_day"])
@@ -63,16 +63,19 @@ def test_answers_follow_the_forecast_contract(model_dir, served, client):
     fit = model.predict(pd.DataFrame({"ds": days}))  # yhat and trend are deterministic
     last_trend = fit.trend.iloc[1]
     interval = contract["interval"]
+    closes = served.metadata["closes"]
     for day, yhat, trend in zip(days, fit.yhat, fit.trend, strict=True):
         answer = get_forecast(client, day.date().isoformat())
         ahead = (day - last_day).days
-        if ahead <= 0:
-            assert answer["prediction"] == pytest.approx(np.exp(yhat), abs=0.01)
+        if ahead <= 0:  # a day with data: its close, with a zero-width interval
+            close = closes["values"][(day - pd.Timestamp(closes["first_day"])).days]
+            assert answer["prediction"] == answer["prediction_low"] == answer["prediction_high"]
+            assert answer["prediction"] == pytest.approx(close, rel=1e-5)
             continue
         expected = np.exp(yhat - trend + last_trend + contract["level_offset"])
         assert answer["prediction"] == pytest.approx(expected, abs=0.01)
-        low = np.interp(ahead, interval["horizon_days"], interval["lower"])
-        high = np.interp(ahead, interval["horizon_days"], interval["upper"])
+        low = np.interp(ahead, interval["horizon_days"], interval["lower"]["80"])
+        high = np.interp(ahead, interval["horizon_days"], interval["upper"]["80"])
         assert answer["prediction_low"] == pytest.approx(expected * np.exp(low), abs=0.01)
         assert answer["prediction_high"] == pytest.approx(expected * np.exp(high), abs=0.01)
     # Anchored with the trend held: the forecast starts from the last close (weekly pattern aside).
@@ -86,7 +89,7 @@ def test_interval_bounds_interpolate_between_knots_and_grow_past_the_last():
     knots = [1, 5, 30, 90, 365]
     lower = np.minimum.accumulate(-rng.uniform(0.01, 0.3, 5)).tolist()
     upper = np.maximum.accumulate(rng.uniform(0.01, 0.3, 5)).tolist()
-    low, high = Interval(knots, lower, upper).bounds([1, 3, 365, 1460])
+    low, high = Interval(knots, {80: lower}, {80: upper}).bounds([1, 3, 365, 1460])
     assert (low[0], high[0]) == (lower[0], upper[0])
     assert low[1] == pytest.approx(lower[1] / 2 + lower[0] / 2)  # halfway between the knots 1 and 5
     assert (low[3], high[3]) == pytest.approx((2 * lower[-1], 2 * upper[-1]))  # sqrt(4) past the last knot
@@ -305,8 +308,17 @@ def rewrite_metadata(model_dir, change) -> None:
         (lambda m: m["forecast"].update(level_offset="0.1"), "level_offset must be a finite number"),
         (lambda m: m["forecast"].update(level_offset=float("nan")), "level_offset must be a finite number"),
         (lambda m: m["forecast"]["interval"].pop("upper"), "forecast interval is malformed"),
-        (lambda m: m["forecast"]["interval"]["lower"].pop(), "lists of the same, non-zero length"),
-        (lambda m: m["forecast"]["interval"]["upper"].reverse(), "widen with the horizon"),
+        (lambda m: m["forecast"]["interval"]["lower"]["80"].pop(), "lists of the same, non-zero length"),
+        (lambda m: m["forecast"]["interval"]["upper"]["50"].reverse(), "widen with the horizon"),
+        (
+            lambda m: m["forecast"]["interval"]["upper"].update({"95": [0.01] * 365}),
+            "the 95% interval must hold",
+        ),
+        (
+            lambda m: m["forecast"].update(past_days="tomorrow"),
+            "forecast past_days must be 'fit', or 'close'",
+        ),
+        (lambda m: m.pop("closes"), "forecast past_days must be 'fit', or 'close' with the closes"),
         (lambda m: m["forecast"]["interval"]["horizon_days"].reverse(), "horizon_days must increase"),
     ],
 )
@@ -332,10 +344,12 @@ def test_metadata_without_a_contract_serves_prophets_output_as_it_is(model_dir_c
         (lambda m: m.pop("first_day"), "KeyError('first_day')"),
         (lambda m: m.update(trained_at="27 Nov 2026"), "Invalid isoformat string"),
         (lambda m: m.update(trained_at="2026-11-27T12:00:00"), "has no time zone"),
-        (lambda m: m.update(format=3), "metadata format 3 is not one of (1, 2)"),
+        (lambda m: m.update(format=4), "metadata format 4 is not one of (1, 2, 3)"),
         (lambda m: m.update(forecast="log_close"), "forecast is not an object"),
         (lambda m: m["forecast"].update(interval=[0.1]), "forecast interval must be an object, got list"),
-        (lambda m: m["forecast"]["interval"].update(width=0.9), "width must be 0.8"),
+        (lambda m: m["forecast"]["interval"].update(levels=[80, 99]), "forecast interval is malformed"),
+        (lambda m: m["forecast"]["interval"].update(levels=[50]), "levels must include 80 and be among"),
+        (lambda m: m.update(closes={"first_day": "2014-09-17", "values": [-1.0]}), "closes must be positive"),
     ],
 )
 def test_refuses_metadata_the_api_cannot_rely_on(model_dir_copy, change, message):

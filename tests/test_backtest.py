@@ -10,6 +10,10 @@ from artifact import Interval
 from training import backtest, configs, errors, evaluation
 
 
+def closes_of(frame: pd.DataFrame) -> pd.Series:
+    return pd.Series(frame.y.to_numpy(), index=pd.DatetimeIndex(frame.ds))
+
+
 def series(log_prices: np.ndarray, start: str = "2020-01-01") -> pd.DataFrame:
     """A (ds, y=close) frame from daily log prices."""
     return pd.DataFrame({"ds": pd.date_range(start, periods=len(log_prices)), "y": np.exp(log_prices)})
@@ -24,19 +28,18 @@ def test_cutoffs_every_30_days_end_90_days_before_the_data():
     cutoffs, evaluated = backtest.rolling_cutoffs(frame.ds)
     assert cutoffs[-1] == frame.ds.iloc[-1] - pd.Timedelta(days=90)
     assert set(np.diff(cutoffs).astype("timedelta64[D]").astype(int)) == {30}
-    assert evaluated == backtest.EVAL_CUTOFFS
-    assert len(cutoffs) == backtest.EVAL_CUTOFFS + backtest.warmup_cutoffs()
+    assert evaluated == len(cutoffs) == backtest.EVAL_CUTOFFS
     # Short data: fewer cutoffs, each with a year of history before it.
     cutoffs, evaluated = backtest.rolling_cutoffs(frame.ds.iloc[:1000])
     assert cutoffs[0] >= frame.ds.iloc[364]
-    assert evaluated == len(cutoffs) - backtest.warmup_cutoffs() == 7
+    assert evaluated == len(cutoffs) == 19  # (1000 - 90 - 364) // 30 + 1
 
 
 def test_steady_growth_drift_is_exact_and_naive_lags_by_a_known_amount():
     growth = 0.001  # per day, in log price
     frame = series(np.log(100.0) + growth * np.arange(2500))
     bt = backtest.run_backtest(frame, [])
-    naive, drift = evaluation.score(bt, "naive"), evaluation.score(bt, "drift")
+    naive, drift = (evaluation.score(bt, name, closes_of(frame)) for name in ("naive", "drift"))
     ahead = np.arange(1, 91)
     # Naive says "no change"; the price has grown by e^(gh) since: APE = 1 - e^(-gh) of the actual.
     np.testing.assert_allclose(naive.mape, 100 * (1 - np.exp(-growth * ahead)), rtol=1e-9)
@@ -50,8 +53,9 @@ def test_steady_growth_drift_is_exact_and_naive_lags_by_a_known_amount():
 def test_random_walk_naive_error_and_interval_match_theory():
     """On a log random walk naive misses by |e^(s sqrt(h) Z) - 1|; its 80% interval is +-1.28 s sqrt(h)."""
     sigma = 0.02
-    bt = backtest.run_backtest(series(random_walk(3000, sigma)), [])
-    naive, drift = evaluation.score(bt, "naive"), evaluation.score(bt, "drift")
+    frame = series(random_walk(3000, sigma))
+    bt = backtest.run_backtest(frame, [])
+    naive, drift = (evaluation.score(bt, name, closes_of(frame)) for name in ("naive", "drift"))
     for h in (1, 7, 30):
         theory = 100 * sigma * np.sqrt(h) * np.sqrt(2 / np.pi)  # E|sigma sqrt(h) Z|, for small sigma
         assert naive.mape[h - 1] == pytest.approx(theory, rel=0.3)
@@ -69,7 +73,7 @@ def test_held_trend_equals_naive_a_week_ahead_and_beats_it_a_day_ahead():
     frame = series(random_walk(days, 0.005) + weekly)
     held = configs.Config("held", window_days=None, hold_trend=True)
     bt = backtest.run_backtest(frame, [held], jobs=2, eval_cutoffs=10)
-    model, naive = evaluation.score(bt, "held"), evaluation.score(bt, "naive")
+    model, naive = (evaluation.score(bt, name, closes_of(frame)) for name in ("held", "naive"))
     assert bt.evaluated == 10
     # The weekly pattern is the same a week later: the forecast is exactly the last close.
     assert model.mape[6] == pytest.approx(naive.mape[6], rel=1e-6)
@@ -77,64 +81,8 @@ def test_held_trend_equals_naive_a_week_ahead_and_beats_it_a_day_ahead():
     assert model.mape[0] < 0.5 * naive.mape[0]
 
 
-# ---------------------------------------------------------------- calibration
-
-
-def handmade(residuals: np.ndarray, scale: np.ndarray | None = None) -> backtest.Backtest:
-    """A backtest whose forecasts miss by log(actual / prediction) = residuals[cutoff, h - 1]."""
-    cutoffs = pd.date_range("2020-01-01", periods=len(residuals), freq="30D")
-    return backtest.Backtest(
-        cutoffs=cutoffs,
-        evaluated=len(cutoffs) // 2,
-        actual=100 * np.exp(residuals),
-        scale=np.ones(len(cutoffs)) if scale is None else scale,
-        scale_now=1.0,
-        paths={"m": backtest.Paths(np.full(residuals.shape, 100.0))},
-        configs={},
-        seconds=0.0,
-    )
-
-
-def test_calibration_takes_the_10_and_90_percent_residual_quantiles():
-    steps = np.linspace(-0.05, 0.05, 11)  # 11 residuals: the 10% and 90% quantiles are -0.04 and 0.04
-    residuals = np.repeat(steps[:, None], 365, axis=1)
-    bt = handmade(residuals)
-    interval = evaluation.calibrate(bt, "m", known_by=pd.Timestamp("2030-01-01"), scale_now=1.0)
-    assert interval.horizon_days == list(backtest.KNOTS)
-    assert interval.lower == pytest.approx([-0.04] * len(backtest.KNOTS))
-    assert interval.upper == pytest.approx([0.04] * len(backtest.KNOTS))
-    # Scaled to today's volatility: twice as volatile, twice as wide.
-    doubled = evaluation.calibrate(bt, "m", known_by=pd.Timestamp("2030-01-01"), scale_now=2.0)
-    assert doubled.upper == pytest.approx([0.08] * len(backtest.KNOTS))
-
-
-def test_calibration_uses_only_known_residuals_and_never_narrows():
-    steps = np.linspace(-0.05, 0.05, 11)
-    shrink = np.where(np.arange(1, 366) >= 30, 0.5, 1.0)  # residuals from 30 days on are half as big
-    bt = handmade(steps[:, None] * shrink[None, :])
-    interval = evaluation.calibrate(bt, "m", known_by=pd.Timestamp("2030-01-01"), scale_now=1.0)
-    assert interval.upper[-1] == pytest.approx(0.04)  # the wider bound of shorter horizons is kept
-    # Known 10 days after the last cutoff: 11 outcomes up to 10 days ahead, 10 up to 40 days
-    # ahead (the last cutoff's are unknown yet), 9 at 45 days: too few from there on.
-    known_by = bt.cutoffs[-1] + pd.Timedelta(days=10)
-    assert evaluation.calibrate(bt, "m", known_by, 1.0).horizon_days == [1, 2, 3, 5, 7, 10, 14, 21, 30]
-    assert evaluation.calibrate(bt, "m", bt.cutoffs[5], 1.0) is None  # 5 residuals: too few
-
-
-def test_served_interval_at_a_cutoff_uses_only_the_past():
-    """Errors that keep growing: an interval calibrated on the past alone never covers the next one."""
-    calm = 0.01 * np.tile([-1, 1], 10)
-    growing = 0.2 + 0.01 * np.arange(20)
-    residuals = np.repeat(np.concatenate([calm, growing])[:, None], 365, axis=1)
-    bt = handmade(residuals)
-    low, high = evaluation.served_bounds(bt, "m", 1)
-    # The first evaluated cutoff (the 21st) has only the calm past: its interval is +-1%.
-    assert (low[0, 0], high[0, 0]) == pytest.approx((100 * np.exp(-0.01), 100 * np.exp(0.01)))
-    assert evaluation.score(bt, "m", 1).coverage[0] == 0.0
-
-
 def test_interval_bounds_interpolate_and_grow_like_a_random_walk_past_the_last_knot():
-    low, high = Interval([1, 10], [-0.1, -0.2], [0.1, 0.3]).bounds([1, 5.5, 10, 40])
+    low, high = Interval([1, 10], {80: [-0.1, -0.2]}, {80: [0.1, 0.3]}).bounds([1, 5.5, 10, 40])
     np.testing.assert_allclose(low, [-0.1, -0.15, -0.2, -0.4])
     np.testing.assert_allclose(high, [0.1, 0.2, 0.3, 0.6])
 
@@ -148,28 +96,65 @@ def scores(mape: list[float], coverage: float = 0.8) -> evaluation.Scores:
     return evaluation.Scores(by_day, by_day, by_day, np.full(90, coverage), by_day)
 
 
+def handmade(cutoffs: int, errors: dict[str, float]) -> backtest.Backtest:
+    """A backtest whose models miss the actual close of 100 by about a relative error (noisy, either sign)."""
+    rng = np.random.default_rng(3)
+    paths = {}
+    for name, error in errors.items():
+        miss = error * rng.normal(1, 0.5, (cutoffs, 1)) * rng.choice([-1, 1], (cutoffs, 1))
+        paths[name] = backtest.Paths(100 * (1 + miss) * np.ones((1, 365)))
+    return backtest.Backtest(
+        cutoffs=pd.date_range("2020-01-01", periods=cutoffs, freq="30D"),
+        evaluated=cutoffs,
+        actual=np.full((cutoffs, 365), 100.0),
+        paths=paths,
+        configs={},
+        seconds=0.0,
+    )
+
+
 def test_choice_prefers_the_earlier_candidate_unless_a_later_one_is_clearly_better():
     first, second = configs.Config("first"), configs.Config("second")
     naive = scores([1, 4, 10, 20])
     nearly = {"naive": naive, "first": scores([1, 4, 10, 20.3]), "second": scores([1, 4, 10, 20])}
-    assert evaluation.choose(nearly, [first, second]) is first  # 0.4% worse: within the tolerance
+    assert evaluation.choose(nearly, [first, second])[0] is first  # 0.4% worse: within the tolerance
     clearly = {"naive": naive, "first": scores([1, 4, 10, 22]), "second": scores([1, 4, 10, 20])}
-    assert evaluation.choose(clearly, [first, second]) is second
+    assert evaluation.choose(clearly, [first, second])[0] is second
     assert evaluation.selection_score(clearly["first"], naive) == pytest.approx(1.025)
 
 
-def test_quality_gate():
-    bt = handmade(np.zeros((60, 365)))  # 30 evaluated cutoffs
+def test_a_retrain_keeps_its_configuration_unless_another_is_significantly_better():
+    first, second = configs.Config("first"), configs.Config("second")
+    naive = scores([1, 4, 10, 20])
+    clearly = {"naive": naive, "first": scores([1, 4, 10, 22]), "second": scores([1, 4, 10, 20])}
+    # The backtest's own 30-day errors: 10.0% against 10.1%, at 40 cutoffs: no significant gain.
+    close = handmade(40, {"first": 0.101, "second": 0.100})
+    chosen, why = evaluation.choose(clearly, [first, second], close, incumbent="first")
+    assert chosen is first and why.startswith("kept first: second scores better but not significantly")
+    # 5% against 10% at every cutoff: significant, so the better one replaces the incumbent.
+    far = handmade(40, {"first": 0.10, "second": 0.05})
+    chosen, why = evaluation.choose(clearly, [first, second], far, incumbent="first")
+    assert chosen is second and "significantly lower 30-day errors" in why
+
+
+def test_diebold_mariano_on_errors():
+    rng = np.random.default_rng(1)
+    same = rng.normal(0, 1, 200)
+    assert evaluation.dm_test(same, same)["p_value"] == 1.0
+    worse = evaluation.dm_test(2 * same, same)
+    assert worse["statistic"] > 0 and worse["p_value"] < 0.001
+    noise = evaluation.dm_test(rng.normal(0, 1, 200), rng.normal(0, 1, 200))
+    assert noise["p_value"] > 0.01
+
+
+def test_point_forecast_gate():
+    bt = handmade(30, {})
     naive = scores([1, 4, 10, 20])
     assert evaluation.gate_failures(bt, scores([1, 4, 10, 20]), naive) == []
     assert evaluation.gate_failures(bt, scores([1, 4, 10, 24.9]), naive) == []
-    failures = evaluation.gate_failures(bt, scores([1, 4, 13, 20], coverage=0.5), naive)
-    assert failures == [
-        "MAPE at 30 d is 13.00%, above 1.25 x naive (12.50%)",
-        "80% interval covers 50% at 7 d, outside 60%-95%",
-        "80% interval covers 50% at 30 d, outside 60%-95%",
+    assert evaluation.gate_failures(bt, scores([1, 4, 13, 20]), naive) == [
+        "MAPE at 30 d is 13.00%, above 1.25 x naive (12.50%)"
     ]
-    assert evaluation.gate_failures(bt, scores([1, 4, 10, 20], coverage=0.99), naive)  # too wide to inform
     assert evaluation.gate_failures(bt, scores([np.nan, 4, 10, 20]), naive) == [
         "MAPE at 1 d is nan%, above 1.25 x naive (1.25%)"
     ]

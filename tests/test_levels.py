@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +16,20 @@ DAY = "2027-01-15"
 
 
 @pytest.fixture(scope="module")
-def format2_client():
-    """Models of metadata format 2: one calibrated level, 80%."""
-    return create_app(golden.GOLDEN_MODELS).test_client()
+def format2_client(tmp_path_factory):
+    """The golden models with their metadata written as format 2: one calibrated level, 80%."""
+    folder = Path(shutil.copytree(golden.GOLDEN_MODELS, tmp_path_factory.mktemp("format2") / "models"))
+    for path in folder.glob("*.json"):
+        metadata = json.loads(path.read_text())
+        interval = metadata["forecast"]["interval"]
+        metadata["forecast"]["interval"] = {
+            "width": 0.8,
+            "horizon_days": interval["horizon_days"],
+            "lower": interval["lower"]["80"],
+            "upper": interval["upper"]["80"],
+        }
+        path.write_text(json.dumps(metadata))
+    return create_app(folder).test_client()
 
 
 def test_without_level_the_answer_keeps_its_shape(client):

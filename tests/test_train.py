@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 import artifact
+from artifact import LEVELS
 from scripts.processes import free_port
 from tests.conftest import run_train
-from training import backtest, configs, errors, validation
+from training import configs, errors, validation
 from training.assets import load_assets
 
 NOW = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
@@ -112,15 +113,40 @@ def test_the_backtest_chooses_and_calibrates_the_served_configuration(model_dir)
         # What the quality gate vouched for.
         for model, naive in zip(models["held-trend"]["mape"], models["naive"]["mape"], strict=True):
             assert model <= summary["gate"]["max_mape_ratio"] * naive
-        for coverage in models["held-trend"]["coverage"][1:3]:
-            assert 0.6 <= coverage <= 0.95
         assert summary["seconds"] > 0
-        assert len(json.dumps(summary)) < 2500  # compact: it travels in every /models answer
+        assert summary["choice"] == {
+            "previous": None,
+            "chosen": "held-trend",
+            "why": "first candidate within the tolerance of the best score",
+        }
+        assert set(summary["diebold_mariano"]) == {"1", "7", "30", "90"}
+        rows = summary[
+            "intervals"
+        ]  # every level and reported horizon, over all origins and the final stretch
+        assert {(r["stretch"], r["h"], r["level"]) for r in rows} >= {
+            (stretch, h, level)
+            for stretch in ("all", "final")
+            for h in (1, 7, 30, 90, 180)
+            for level in LEVELS
+        }
+        for row in rows:
+            assert row["coverage_ci"][0] <= row["coverage"] <= row["coverage_ci"][1]
+        served = {r["h"]: r for r in rows if r["stretch"] == "all" and r["level"] == 80}
+        assert all(0.7 <= served[h]["coverage"] <= 0.9 for h in (1, 7, 30))
+        assert all(served[h]["winkler_ratio"] < 1.0 for h in (1, 30, 90))
         contract = metadata["forecast"]
-        assert (contract["target"], contract["hold_trend"]) == ("log_close", True)
+        assert (contract["target"], contract["hold_trend"], contract["past_days"]) == (
+            "log_close",
+            True,
+            "close",
+        )
         interval = contract["interval"]
-        assert interval["width"] == 0.8 and interval["horizon_days"] == list(backtest.KNOTS)
-        assert all(lo < 0 < hi for lo, hi in zip(interval["lower"], interval["upper"], strict=True))
+        assert interval["levels"] == list(LEVELS) and interval["horizon_days"] == list(range(1, 366))
+        for level in LEVELS:
+            lower, upper = interval["lower"][str(level)], interval["upper"][str(level)]
+            assert all(lo < 0 < hi for lo, hi in zip(lower, upper, strict=True))
+        # Every validated close travels with the model, whatever window it was fitted on.
+        assert len(metadata["closes"]["values"]) == metadata["rows"]
 
 
 def test_the_quality_gate_refuses_a_model_and_keeps_the_previous_one(model_dir_copy):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -18,38 +17,29 @@ from training.errors import QualityError
 log = logging.getLogger(__name__)
 
 HORIZONS = (1, 7, 30, 90)  # days ahead the backtest reports and gates on
-# Days ahead whose calibrated bounds the metadata carries; the API interpolates between them.
-KNOTS = (1, 2, 3, 5, 7, 10, 14, 21, 30, 45, 60, 90, 120, 180, 270, 365)
+FORECAST_DAYS = 365  # days ahead every cutoff forecasts
 SPACING_DAYS = 30  # days between cutoffs
 EVAL_CUTOFFS = 40  # cutoffs the metrics are measured on: the last ~3.3 years of the data
 MIN_EVAL_CUTOFFS = 8  # fewer say too little to judge a model on
 MIN_TRAIN_DAYS = 365  # history every cutoff trains on, at least
-MIN_CALIBRATION = 10  # residuals per horizon before its quantiles are estimated
-VOLATILITY_DAYS = 90  # residuals are scaled by the volatility of the days before their cutoff
-
-
-def warmup_cutoffs() -> int:
-    """Cutoffs before the first evaluated one, so that it has MIN_CALIBRATION residuals at 90 days."""
-    return MIN_CALIBRATION + math.ceil(max(HORIZONS) / SPACING_DAYS) - 1
 
 
 def rolling_cutoffs(days: pd.Series, eval_cutoffs: int = EVAL_CUTOFFS) -> tuple[pd.DatetimeIndex, int]:
     """Cutoffs every SPACING_DAYS, the newest max(HORIZONS) days before the data ends, oldest first.
 
-    Metrics are measured on the last `eval_cutoffs` of them (fewer if the data is short); the
-    warm-up cutoffs before those only calibrate the intervals. Returns (cutoffs, evaluated).
+    At most `eval_cutoffs`, each with MIN_TRAIN_DAYS of history. Returns (cutoffs, evaluated):
+    every cutoff is evaluated (the intervals need no warm-up: they come from the closes alone).
     """
     newest = days.iloc[-1] - pd.Timedelta(days=max(HORIZONS))
     oldest_allowed = days.iloc[0] + pd.Timedelta(days=MIN_TRAIN_DAYS - 1)
-    wanted = warmup_cutoffs() + eval_cutoffs
-    cutoffs = [newest - pd.Timedelta(days=SPACING_DAYS * i) for i in range(wanted)]
+    cutoffs = [newest - pd.Timedelta(days=SPACING_DAYS * i) for i in range(eval_cutoffs)]
     cutoffs = sorted(c for c in cutoffs if c >= oldest_allowed)
-    return pd.DatetimeIndex(cutoffs), max(0, len(cutoffs) - warmup_cutoffs())
+    return pd.DatetimeIndex(cutoffs), len(cutoffs)
 
 
 @dataclass
 class Paths:
-    """One model's forecasts in USD: arrays of shape (cutoffs, days ahead 1..max(KNOTS))."""
+    """One model's forecasts in USD: arrays of shape (cutoffs, days ahead 1..FORECAST_DAYS)."""
 
     prediction: np.ndarray
     lower: np.ndarray | None = None  # Prophet's own interval, for configurations that serve it
@@ -62,9 +52,7 @@ class Backtest:
 
     cutoffs: pd.DatetimeIndex
     evaluated: int  # metrics are measured on the last `evaluated` cutoffs
-    actual: np.ndarray  # USD close at cutoff + h, shape (cutoffs, max(KNOTS)); NaN past the data
-    scale: np.ndarray  # volatility at each cutoff
-    scale_now: float  # volatility at the last day of the data
+    actual: np.ndarray  # USD close at cutoff + h, shape (cutoffs, FORECAST_DAYS); NaN past the data
     paths: dict[str, Paths]
     configs: dict[str, Config]
     seconds: float
@@ -83,13 +71,6 @@ def actual_closes(frame: pd.DataFrame, cutoffs: pd.DatetimeIndex, days_ahead: in
     """The close on cutoff + h for h = 1..days_ahead, NaN where the data ends first."""
     targets = cutoffs.to_numpy()[:, None] + np.arange(1, days_ahead + 1) * np.timedelta64(1, "D")
     return daily_closes(frame).reindex(targets.ravel()).to_numpy().reshape(targets.shape)
-
-
-def volatility(frame: pd.DataFrame, days: pd.DatetimeIndex) -> np.ndarray:
-    """Standard deviation of daily log returns over the VOLATILITY_DAYS up to each day."""
-    returns = np.log(daily_closes(frame)).diff()
-    spread = returns.rolling(VOLATILITY_DAYS, min_periods=30).std().reindex(days).to_numpy()
-    return np.maximum(spread, 1e-9)  # a series that never moves still gets finite, scalable residuals
 
 
 def baseline_paths(frame: pd.DataFrame, cutoffs: pd.DatetimeIndex, days_ahead: int) -> dict[str, Paths]:
@@ -123,14 +104,14 @@ def forecast_at_cutoff(config: Config, history: pd.DataFrame, days_ahead: int):
 def run_backtest(
     frame: pd.DataFrame, configs: list[Config], jobs: int | None = None, eval_cutoffs: int = EVAL_CUTOFFS
 ) -> Backtest:
-    """Fit every configuration at every cutoff, in parallel, and forecast max(KNOTS) days ahead."""
+    """Fit every configuration at every cutoff, in parallel, and forecast FORECAST_DAYS days ahead."""
     started = time.monotonic()
-    days_ahead = max(KNOTS)
+    days_ahead = FORECAST_DAYS
     cutoffs, evaluated = rolling_cutoffs(frame.ds, eval_cutoffs)
-    if evaluated == 0:
+    if evaluated < MIN_EVAL_CUTOFFS:
         raise QualityError(
-            f"{len(frame)} days of data are too few for a backtest: {len(cutoffs)} cutoffs fit in them, "
-            f"{warmup_cutoffs() + 1} at least are needed"
+            f"{len(frame)} days of data are too few for a backtest: {evaluated} cutoffs fit in them, "
+            f"{MIN_EVAL_CUTOFFS} at least are needed"
         )
     tasks = [
         (config, training_window(config, frame[frame.ds <= cutoff]), days_ahead)
@@ -161,8 +142,6 @@ def run_backtest(
         cutoffs=cutoffs,
         evaluated=evaluated,
         actual=actual_closes(frame, cutoffs, days_ahead),
-        scale=volatility(frame, cutoffs),
-        scale_now=float(volatility(frame, pd.DatetimeIndex(frame.ds.tail(1)))[0]),
         paths=paths,
         configs={c.name: c for c in configs},
         seconds=seconds,

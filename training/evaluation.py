@@ -1,18 +1,17 @@
-"""Judging backtested models: the calibrated interval, scores against naive, the choice and the gate."""
+"""Judging backtested models: scores against naive, the served intervals, the choice and the gates."""
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from artifact import SERVED_INTERVAL_WIDTH, Interval
+from artifact import SERVED_INTERVAL_WIDTH, SERVED_LEVEL, Interval
 from training.backtest import (
     HORIZONS,
-    KNOTS,
-    MIN_CALIBRATION,
     MIN_EVAL_CUTOFFS,
     SPACING_DAYS,
     Backtest,
@@ -20,74 +19,43 @@ from training.backtest import (
 )
 from training.configs import CANDIDATES, Config
 from training.errors import QualityError
+from training.interval_checks import (
+    COVERAGE_TARGET,
+    GATE_HORIZONS,
+    WINKLER_HORIZONS,
+    interval_gate_failures,
+    score_intervals,
+)
+from training.intervals import log_prices, rolling_half_widths, served_interval
 
 log = logging.getLogger(__name__)
 
 SELECTION_TOLERANCE = 0.005  # a later candidate must beat an earlier one by more than this
 # The quality gate: a model is refused unless its backtest stays within these bounds.
 GATE_MAX_MAPE_RATIO = 1.25  # MAPE at every horizon at most this times the naive forecast's
-GATE_COVERAGE = (0.6, 0.95)  # coverage of the 80% interval at 7 and 30 days
-GATE_COVERAGE_HORIZONS = (7, 30)
 METRICS = ("mae", "mape", "mdape", "coverage", "width")
-
-
-# ---------------------------------------------------------------- calibration
-
-
-def calibrate(bt: Backtest, name: str, known_by: pd.Timestamp, scale_now: float) -> Interval | None:
-    """The interval calibrated on the residuals known by `known_by`, scaled to today's volatility.
-
-    At each knot: the 10% and 90% empirical quantiles of log(actual / prediction) divided by the
-    volatility before each cutoff (a split-conformal interval without the small-sample
-    inflation, which with tens of residuals would push the bounds out to the extreme residual).
-    None when not even the first knot has MIN_CALIBRATION residuals.
-    """
-    prediction, tail = bt.paths[name].prediction, (1 - SERVED_INTERVAL_WIDTH) / 2
-    horizons, lower, upper = [], [], []
-    for h in KNOTS:
-        known = (bt.cutoffs + pd.Timedelta(days=h)) <= known_by
-        scores = np.log(bt.actual[known, h - 1] / prediction[known, h - 1]) / bt.scale[known]
-        scores = scores[np.isfinite(scores)]
-        if len(scores) < MIN_CALIBRATION:
-            break
-        low, high = np.quantile(scores, [tail, 1 - tail]) * scale_now
-        horizons.append(h)
-        lower.append(min(low, 0.0))  # the prediction stays inside its own interval
-        upper.append(max(high, 0.0))
-    if not horizons:
-        return None
-    # Uncertainty does not shrink with the horizon: keep the widest bound so far.
-    lower = [round(float(v), 5) for v in np.minimum.accumulate(lower)]
-    upper = [round(float(v), 5) for v in np.maximum.accumulate(upper)]
-    return Interval(horizons, lower, upper)
-
-
-def served_calibration(bt: Backtest, name: str, last_day: pd.Timestamp) -> Interval:
-    """The interval to serve: every residual known at the end of the data, today's volatility."""
-    interval = calibrate(bt, name, last_day, bt.scale_now)
-    if interval is None:
-        raise QualityError("too few backtest residuals to calibrate the interval")
-    return interval
 
 
 # ---------------------------------------------------------------- scores
 
 
-def served_bounds(bt: Backtest, name: str, days_ahead: int) -> tuple[np.ndarray, np.ndarray]:
+def served_bounds(
+    bt: Backtest, name: str, days_ahead: int, closes: pd.Series
+) -> tuple[np.ndarray, np.ndarray]:
     """The USD interval each evaluated cutoff would have served, shape (evaluated, days_ahead).
 
-    Calibrated models use only the residuals known at that cutoff, as in production.
+    Calibrated models use the intervals built from the closes up to that cutoff only, as in
+    production (training/intervals.py).
     """
-    paths, ahead = bt.paths[name], np.arange(1, days_ahead + 1)
+    paths = bt.paths[name]
     config = bt.configs.get(name)
     if config is not None and not config.calibrate:
         return paths.lower[bt.rows, :days_ahead], paths.upper[bt.rows, :days_ahead]
-    lows, highs = [], []
-    for k in bt.rows:
-        low, high = calibrate(bt, name, bt.cutoffs[k], bt.scale[k]).bounds(ahead)
-        lows.append(paths.prediction[k, :days_ahead] * np.exp(low))
-        highs.append(paths.prediction[k, :days_ahead] * np.exp(high))
-    return np.vstack(lows), np.vstack(highs)
+    logp = log_prices(closes)
+    origins = closes.index.get_indexer(bt.cutoffs[list(bt.rows)])
+    widths = rolling_half_widths(logp, origins, range(1, days_ahead + 1), [SERVED_LEVEL])[:, :, 0]
+    prediction = paths.prediction[bt.rows, :days_ahead]
+    return prediction * np.exp(-widths), prediction * np.exp(widths)
 
 
 @dataclass
@@ -104,11 +72,11 @@ class Scores:
         return {metric: float(getattr(self, metric)[h - 1]) for metric in METRICS}
 
 
-def score(bt: Backtest, name: str, days_ahead: int = max(HORIZONS)) -> Scores:
+def score(bt: Backtest, name: str, closes: pd.Series, days_ahead: int = max(HORIZONS)) -> Scores:
     """Point and interval metrics of one model for 1..days_ahead days ahead."""
     actual = bt.actual[bt.rows, :days_ahead]
     prediction = bt.paths[name].prediction[bt.rows, :days_ahead]
-    low, high = served_bounds(bt, name, days_ahead)
+    low, high = served_bounds(bt, name, days_ahead, closes)
     error = np.abs(prediction - actual)
     ape = 100 * error / actual
     return Scores(
@@ -134,20 +102,67 @@ def selection_score(model: Scores, naive: Scores) -> float:
 # ---------------------------------------------------------------- choice and gate
 
 
-def choose(scores: dict[str, Scores], candidates: list[Config]) -> Config:
-    """The first candidate (in order of preference) within SELECTION_TOLERANCE of the best score.
+def dm_test(errors: np.ndarray, baseline: np.ndarray) -> dict:
+    """Diebold-Mariano test of absolute errors against a baseline's on the same cutoffs.
 
-    The tolerance keeps a 6-hourly retrain from switching configurations on noise.
+    The cutoffs are SPACING_DAYS apart, so errors at up to that horizon do not overlap; the
+    statistic is the mean loss difference over its standard error, two-sided, normal p-value.
+    """
+    difference = np.abs(errors) - np.abs(baseline)
+    difference = difference[np.isfinite(difference)]
+    spread = difference.std(ddof=1) if len(difference) > 1 else 0.0
+    if spread == 0:
+        return {"statistic": 0.0, "p_value": 1.0, "n": len(difference)}
+    statistic = float(difference.mean() / (spread / math.sqrt(len(difference))))
+    return {
+        "statistic": round(statistic, 3),
+        "p_value": round(math.erfc(abs(statistic) / math.sqrt(2)), 4),
+        "n": len(difference),
+    }
+
+
+def choose(
+    scores: dict[str, Scores],
+    candidates: list[Config],
+    bt: Backtest | None = None,
+    incumbent: str | None = None,
+) -> tuple[Config, str]:
+    """The configuration to serve and why.
+
+    Without an incumbent (the model trained before on this folder), the first candidate in order
+    of preference within SELECTION_TOLERANCE of the best score. With one, it stays unless another
+    is better by more than the tolerance and significantly so (Diebold-Mariano at 5% on the
+    30-day errors): retraining on data that only grew must not flip between near-equals.
     """
     ranked = {c.name: selection_score(scores[c.name], scores["naive"]) for c in candidates}
     best = min(ranked.values())
-    return next(c for c in candidates if ranked[c.name] <= best * (1 + SELECTION_TOLERANCE))
+    preferred = next(c for c in candidates if ranked[c.name] <= best * (1 + SELECTION_TOLERANCE))
+    kept = next((c for c in candidates if c.name == incumbent), None)
+    if kept is None or bt is None:
+        return preferred, "first candidate within the tolerance of the best score"
+    if preferred.name == kept.name or ranked[preferred.name] > ranked[kept.name] * (1 - SELECTION_TOLERANCE):
+        return kept, f"kept {kept.name}: no candidate is clearly better"
+    test = dm_test(
+        *(
+            bt.paths[name].prediction[bt.rows, 29] - bt.actual[bt.rows, 29]
+            for name in (preferred.name, kept.name)
+        )
+    )
+    if test["p_value"] < 0.05 and test["statistic"] < 0:
+        return (
+            preferred,
+            f"{preferred.name} replaces {kept.name}: significantly lower 30-day errors (p={test['p_value']})",
+        )
+    return (
+        kept,
+        f"kept {kept.name}: {preferred.name} scores better but not significantly (p={test['p_value']})",
+    )
 
 
 def gate_failures(
     bt: Backtest, model: Scores, naive: Scores, max_mape_ratio: float = GATE_MAX_MAPE_RATIO
 ) -> list[str]:
-    """Why the backtest cannot vouch for the model; empty when it passes the quality gate."""
+    """Why the point forecast's backtest cannot vouch for the model; empty when it passes."""
     failures = []
     if bt.evaluated < MIN_EVAL_CUTOFFS:
         failures.append(f"only {bt.evaluated} evaluated cutoffs, at least {MIN_EVAL_CUTOFFS} needed")
@@ -155,17 +170,12 @@ def gate_failures(
         mape, limit = model.mape[h - 1], max_mape_ratio * naive.mape[h - 1]
         if not mape <= limit:  # also catches NaN
             failures.append(f"MAPE at {h} d is {mape:.2f}%, above {max_mape_ratio:g} x naive ({limit:.2f}%)")
-    low, high = GATE_COVERAGE
-    for h in GATE_COVERAGE_HORIZONS:
-        coverage = model.coverage[h - 1]
-        if not low <= coverage <= high:
-            failures.append(f"80% interval covers {coverage:.0%} at {h} d, outside {low:.0%}-{high:.0%}")
     return failures
 
 
 @dataclass
 class Choice:
-    """What training serves: the chosen configuration, its calibrated interval and the evidence."""
+    """What training serves: the chosen configuration, its calibrated intervals and the evidence."""
 
     config: Config
     interval: Interval
@@ -177,25 +187,40 @@ def choose_and_check(
     candidates: list[Config] = CANDIDATES,
     jobs: int | None = None,
     max_mape_ratio: float = GATE_MAX_MAPE_RATIO,
+    incumbent: str | None = None,
 ) -> Choice:
-    """Backtest the candidates, choose one, calibrate its interval; QualityError if the gate refuses it."""
+    """Backtest the candidates, choose one, build and judge its intervals; QualityError if a gate refuses."""
+    closes = pd.Series(frame.y.to_numpy(), index=pd.DatetimeIndex(frame.ds))
     bt = run_backtest(frame, list(candidates), jobs=jobs)
-    scores = {name: score(bt, name) for name in bt.paths}
-    config = choose(scores, list(candidates))
+    scores = {name: score(bt, name, closes) for name in bt.paths}
+    config, why = choose(scores, list(candidates), bt, incumbent)
+    interval_scores, coverage = score_intervals(closes)
     failures = gate_failures(bt, scores[config.name], scores["naive"], max_mape_ratio)
+    failures += interval_gate_failures(interval_scores, coverage)
     if failures:
         raise QualityError(f"the backtest of '{config.name}' fails the quality gate: " + "; ".join(failures))
-    interval = served_calibration(bt, config.name, frame.ds.iloc[-1])
     summary = backtest_summary(bt, scores, config, candidates, max_mape_ratio)
+    summary["choice"] = {"previous": incumbent, "chosen": config.name, "why": why}
+    summary["intervals"] = interval_scores.drop(columns="winkler_worse").to_dict(orient="records")
+    summary["diebold_mariano"] = {
+        str(h): dm_test(
+            *(
+                bt.paths[name].prediction[bt.rows, h - 1] - bt.actual[bt.rows, h - 1]
+                for name in (config.name, "naive")
+            )
+        )
+        for h in HORIZONS
+    }
+    served = interval_scores[(interval_scores.stretch == "all") & (interval_scores.level == SERVED_LEVEL)]
     log.info(
-        "chose %s: MAPE %s%% (naive %s%%) at %s days; 80%% interval covers %s",
-        config.name,
+        "chose %s (%s): MAPE %s%% (naive %s%%) at %s days; 80%% interval covers %s at %s days",
+        config.name, why,
         "/".join(f"{v:.1f}" for v in summary["models"][config.name]["mape"]),
         "/".join(f"{v:.1f}" for v in summary["models"]["naive"]["mape"]),
         "/".join(map(str, HORIZONS)),
-        "/".join(f"{v:.0%}" for v in summary["models"][config.name]["coverage"]),
-    )
-    return Choice(config, interval, summary)
+        "/".join(f"{v:.0%}" for v in served.coverage), "/".join(map(str, served.h)),
+    )  # fmt: skip
+    return Choice(config, served_interval(closes), summary)
 
 
 def backtest_summary(
@@ -220,8 +245,9 @@ def backtest_summary(
         },
         "gate": {
             "max_mape_ratio": max_mape_ratio,
-            "coverage": list(GATE_COVERAGE),
-            "coverage_horizons": list(GATE_COVERAGE_HORIZONS),
+            "coverage_80": list(COVERAGE_TARGET),
+            "coverage_horizons": [1, max(GATE_HORIZONS)],
+            "winkler_horizons": list(WINKLER_HORIZONS),
         },
         "seconds": round(bt.seconds, 1),
     }

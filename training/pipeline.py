@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle  # nosec B403  # writes the model; the API unpickles only its checked copy
@@ -68,13 +69,23 @@ def load_bars(asset: Asset, source: str, start: date, now: datetime) -> Bars:
         return load_snapshot(asset.snapshot)
 
 
-def choose_config(frame: pd.DataFrame, options: Options) -> Choice | None:
+def incumbent(model_path: Path) -> str | None:
+    """The configuration of the model this run replaces, if there is a readable one."""
+    try:
+        return json.loads(metadata_path(model_path).read_text())["config"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def choose_config(frame: pd.DataFrame, options: Options, previous: str | None) -> Choice | None:
     """Backtest the candidate configurations and choose one; None when the backtest is skipped."""
     if not options.backtest:
         log.warning("skipping the backtest: %s serves Prophet's own interval", DEFAULT_CONFIG.name)
         return None
     candidates = [c for c in CANDIDATES if not options.candidates or c.name in options.candidates]
-    return choose_and_check(frame, candidates, jobs=options.jobs, max_mape_ratio=options.max_mape_ratio)
+    return choose_and_check(
+        frame, candidates, jobs=options.jobs, max_mape_ratio=options.max_mape_ratio, incumbent=previous
+    )
 
 
 def fit_model(config: Config, frame: pd.DataFrame) -> Fitted:
@@ -124,16 +135,22 @@ def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
     closed = drop_open_day(bars.frame, now)
     stale_limit = options.max_stale_days if bars.source == "alpaca" else None
     frame = validate_bars(closed, min_rows=options.min_rows, max_stale_days=stale_limit, now=now)
-    choice = choose_config(frame, options)
+    model_path = options.model_dir / f"{asset.key}.pkl"
+    choice = choose_config(frame, options, incumbent(model_path))
     config = choice.config if choice else DEFAULT_CONFIG
     fitted = fit_model(config, frame)
     model_bytes = pickle.dumps(fitted.model, protocol=pickle.HIGHEST_PROTOCOL)
-    rows = training_window(config, frame)
-    metadata = build_metadata(asset, rows, bars, model_bytes, options.horizon_days, now)
-    metadata["forecast"] = contract(config, fitted, choice.interval if choice else None).to_json()
+    # The whole validated history is served (days with data answer their close), whatever window
+    # the configuration was fitted on: retraining on data that only grew never shrinks the range.
+    metadata = build_metadata(asset, frame, bars, model_bytes, options.horizon_days, now)
+    served = contract(config, fitted, choice.interval if choice else None)
+    metadata["forecast"] = {**served.to_json(), "past_days": "close"}
     metadata["config"] = config.params()
     metadata["backtest"] = choice.summary if choice else None
-    model_path = options.model_dir / f"{asset.key}.pkl"
+    metadata["closes"] = {
+        "first_day": frame.ds.iloc[0].date().isoformat(),
+        "values": [float(v) for v in frame.y.to_numpy()],
+    }
     write_pair(model_path, model_bytes, metadata)
     log.info(
         "wrote %s and %s (serves %s to %s)",
