@@ -94,8 +94,10 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
 STOPSIGNAL SIGTERM
 CMD ["python", "api.py"]
 
-# Last, so that their new values on every build invalidate no cached layer.
-ARG VERSION=dev
+# Last, so that their new values on every build invalidate no cached layer. VERSION is X.Y.Z (the
+# pipeline's release) or, for a build that is not a release, 0.0.0+<local>: clients generated from
+# /openapi.json take it as their package version, and package tools refuse anything else.
+ARG VERSION=0.0.0+dev
 ARG REVISION=unknown
 ARG BUILD_TIME=unknown
 # The release the API reports in /openapi.json.

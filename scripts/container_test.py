@@ -36,6 +36,7 @@ from pathlib import Path
 
 from lock_requirements import read_pins
 from processes import free_port
+from version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -224,11 +225,28 @@ def git_output(*args: str, default: str) -> str:
     return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else default
 
 
+def build_version() -> str:
+    """X.Y.Z when HEAD carries the tag vX.Y.Z, else 0.0.0+g<commit> (.dirty with changes not committed).
+
+    The image states it in /openapi.json, where generated clients take it as their package version:
+    PEP 440 and semver both accept these (`git describe` output, such as v1.2.3-4-gabc, they do not).
+    """
+    tags = git_output("tag", "--points-at", "HEAD", default="").split()
+    released = sorted(version for version in map(Version.from_tag, tags) if version)
+    if released:
+        return str(released[-1])
+    commit = git_output("rev-parse", "--short", "HEAD", default="")
+    if not commit:
+        return "0.0.0+dev"
+    dirty = ".dirty" if git_output("status", "--porcelain", default="") else ""
+    return f"0.0.0+g{commit}{dirty}"
+
+
 def build_args(source: str) -> BuildArgs:
     return BuildArgs(
         source=source,
         build_time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        version=git_output("describe", "--tags", "--always", "--dirty", default="dev"),
+        version=build_version(),
         revision=git_output("rev-parse", "HEAD", default="unknown"),
     )
 
@@ -577,8 +595,15 @@ def check_labels(results: Results, config: dict, args: BuildArgs | None) -> None
         expected = {"version": args.version, "revision": args.revision, "created": args.build_time}
         ok = found == expected
     else:
-        ok = all(value and value not in ("dev", "unknown") for value in found.values())
+        ok = all(value and value not in ("0.0.0+dev", "unknown") for value in found.values())
     results.check("OCI labels carry version, revision and created", ok, str(found))
+
+
+def check_document_version(results: Results, base_url: str, config: dict) -> None:
+    """/openapi.json states the version the image is labelled with (generated clients take it)."""
+    label = (config.get("Labels") or {}).get("org.opencontainers.image.version")
+    stated = get(f"{base_url}/openapi.json")[1].get("info", {}).get("version")
+    results.check("/openapi.json states the image's version", bool(label) and stated == label, str(stated))
 
 
 # ---------------------------------------------------------------- the whole test
@@ -625,6 +650,7 @@ def exercise_container(
         check_healthcheck(results, engine, image)
         check_locked_down(results, engine, config)
         check_labels(results, config, args)
+        check_document_version(results, base_url, config)
         code, figures.stop_seconds = stop_container(engine)
         results.check(
             "stops cleanly on SIGTERM (exit 0)", code == 0, f"exit {code}, {figures.stop_seconds:.1f} s"
