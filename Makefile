@@ -10,6 +10,9 @@ PORT ?= 8080
 
 .PHONY: run train serve test report container-test sbom lock format bench soak fuzz clean
 
+# openapi-typescript and tsc for tests/test_clients.py, from npm; without npm those tests are skipped.
+NODE_TOOLS := $(if $(shell command -v npm),tests/typescript/node_modules/.package-lock.json)
+
 TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR)
 SERVE := MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
 
@@ -27,7 +30,7 @@ serve: $(VENV)/.run-deps
 	$(SERVE)
 
 ## test: lint, security checks (bandit), then the whole test suite
-test: $(VENV)/.dev-deps
+test: $(VENV)/.dev-deps $(NODE_TOOLS)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m bandit -q -r . -x ./.venv,./models,./tests,./bench,./scripts
@@ -84,5 +87,8 @@ $(VENV)/.dev-deps: requirements-dev.txt requirements-notebook.txt $(VENV)/.run-d
 	$(PIP) -r requirements-dev.txt -r requirements-notebook.txt
 	touch $@
 
+tests/typescript/node_modules/.package-lock.json: tests/typescript/package.json tests/typescript/package-lock.json
+	cd tests/typescript && npm ci --no-audit --no-fund --silent
+
 clean:
-	rm -rf $(VENV) models .pytest_cache .ruff_cache
+	rm -rf $(VENV) models .pytest_cache .ruff_cache tests/typescript/node_modules
