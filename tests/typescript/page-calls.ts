@@ -2,7 +2,7 @@
 // live /openapi.json (api.d.ts, written beside this file by tests/test_clients.py). tsc --strict
 // fails when the document stops promising what the page uses: a renamed or retyped field, a route
 // or answer that disappears. Each function follows the app.js function it is named after.
-import type { paths } from "./api";
+import type { components, paths } from "./api";
 
 type Answer<Path extends keyof paths, Status extends number> = paths[Path]["get"]["responses"] extends {
   [status in Status]: { content: { "application/json": infer Body } };
@@ -14,8 +14,17 @@ type ModelCards = Answer<"/models", 200>;
 type History = Answer<"/history/{asset}", 200>;
 type ForecastAnswer = Answer<"/forecast/{asset}", 200>;
 type Refusal = Answer<"/forecast/{asset}", 400>;
+type Forecast = components["schemas"]["Forecast"];
 
 const isoDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+
+// The page asks for no interval level, so every forecast it gets has the one served interval
+// (prediction_low, prediction_high); app.js reads them without asking.
+const isServed = (forecast: { date: string }): forecast is Forecast => "prediction_low" in forecast;
+function served(forecast: { date: string; prediction: number }): Forecast {
+  if (!isServed(forecast)) throw new Error("a forecast without its served interval");
+  return forecast;
+}
 
 // getJson: a refused request shows the API's own message.
 export function errorMessage(body: Refusal | null, status: number, statusText: string): string {
@@ -30,7 +39,10 @@ export function series(cards: ModelCards, asset: string, histories: History[], a
     [card.serves.first_day, card.serves.last_day],
   ];
   const closes = histories.flatMap((page) => page.closes);
-  const forecasts = answers.flatMap((page) => ("forecasts" in page ? page.forecasts : []));
+  const forecasts: Forecast[] = [];
+  for (const page of answers) {
+    if ("forecasts" in page) for (const forecast of page.forecasts) forecasts.push(served(forecast));
+  }
   return {
     asset: card.asset,
     spans,
@@ -55,8 +67,9 @@ export function modelSummary(cards: ModelCards, asset: string): string {
 }
 
 // ask + answerNodes: one day's forecast, shown and marked on the chart.
-export function picked(body: ForecastAnswer) {
-  if ("forecasts" in body) throw new Error("a date gives one day, not a range");
+export function picked(answer: ForecastAnswer) {
+  if ("forecasts" in answer) throw new Error("a date gives one day, not a range");
+  const body = served(answer);
   return {
     day: isoDay(Date.parse(body.date)),
     prediction: body.prediction,
