@@ -1,10 +1,11 @@
-# Crypto Predict API image. Three stages:
+# Crypto Predict API image. Four stages:
 #   train     installs requirements-train.txt and runs train.py: the model is made during the build,
 #             and a run that refuses its data (exit 1) fails the build, so no image is produced;
 #   api-deps  installs requirements-image.txt (hash-checked, no other dependency) into a virtual
 #             environment that has no pip in it, and describes it in /opt/venv/sbom.cdx.json;
+#   web       the page's files (web/) with a gzip copy beside each, made by scripts/precompress.py;
 #   final     that environment, api.py with artifact.py and the serving package, the models directory
-#             and the page (web/): no training code.
+#             and the page: no training code, no build script.
 #
 #   docker build -t crypto-predict .                                   # live Alpaca data
 #   docker build --build-arg SOURCE=snapshot -t crypto-predict .       # offline: the bundled snapshot
@@ -69,6 +70,14 @@ RUN python -m venv --without-pip /opt/sbom-tool \
         --output-file /opt/venv/sbom.cdx.json /opt/venv
 
 
+FROM base AS web
+WORKDIR /web
+COPY web/ ./
+COPY scripts/precompress.py /usr/local/bin/
+# The server sends these copies to clients that accept gzip: plotly.js travels at a third of its size.
+RUN python /usr/local/bin/precompress.py /web
+
+
 FROM base AS final
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
@@ -76,7 +85,7 @@ WORKDIR /app
 COPY --from=api-deps /opt/venv /opt/venv
 COPY api.py artifact.py ./
 COPY serving/ serving/
-COPY web/ web/
+COPY --from=web /web/ web/
 COPY --from=train /build/models/ models/
 # Files stay owned by root: the server can read its code and models but never change them.
 # With a read-only root filesystem, /tmp must be writable (--read-only --tmpfs /tmp): cmdstanpy,
@@ -94,8 +103,10 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
 STOPSIGNAL SIGTERM
 CMD ["python", "api.py"]
 
-# Last, so that their new values on every build invalidate no cached layer.
-ARG VERSION=dev
+# Last, so that their new values on every build invalidate no cached layer. VERSION is X.Y.Z (the
+# pipeline's release) or, for a build that is not a release, 0.0.0+<local>: clients generated from
+# /openapi.json take it as their package version, and package tools refuse anything else.
+ARG VERSION=0.0.0+dev
 ARG REVISION=unknown
 ARG BUILD_TIME=unknown
 # The release the API reports in /openapi.json.

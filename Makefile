@@ -8,13 +8,16 @@ SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test report container-test sbom lock format bench soak fuzz clean
+.PHONY: run train serve test report container-test sbom lock format bench soak fuzz precompress clean
+
+# openapi-typescript and tsc for tests/test_clients.py, from npm; without npm those tests are skipped.
+NODE_TOOLS := $(if $(shell command -v npm),tests/typescript/node_modules/.package-lock.json)
 
 TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR)
 SERVE := MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
 
 ## run: train when there is no model yet (Alpaca, or the bundled snapshot when unreachable), then serve
-run: $(VENV)/.run-deps
+run: $(VENV)/.run-deps precompress
 	@ls $(MODEL_DIR)/*.json >/dev/null 2>&1 || $(TRAIN)
 	$(SERVE)
 
@@ -23,11 +26,11 @@ train: $(VENV)/.run-deps
 	$(TRAIN)
 
 ## serve: serve the existing models on http://$(HOST):$(PORT)
-serve: $(VENV)/.run-deps
+serve: $(VENV)/.run-deps precompress
 	$(SERVE)
 
 ## test: lint, security checks (bandit), then the whole test suite
-test: $(VENV)/.dev-deps
+test: $(VENV)/.dev-deps precompress $(NODE_TOOLS)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m bandit -q -r . -x ./.venv,./models,./tests,./bench,./scripts
@@ -68,6 +71,10 @@ sbom:
 lock:
 	$(PYTHON) scripts/lock_requirements.py requirements-image.txt requirements-sbom.txt
 
+## precompress: a gzip copy beside each of the page's files (web/**/*.gz), remade when a file is newer
+precompress:
+	@$(PYTHON) scripts/precompress.py web
+
 format: $(VENV)/.dev-deps
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
@@ -84,5 +91,9 @@ $(VENV)/.dev-deps: requirements-dev.txt requirements-notebook.txt $(VENV)/.run-d
 	$(PIP) -r requirements-dev.txt -r requirements-notebook.txt
 	touch $@
 
+tests/typescript/node_modules/.package-lock.json: tests/typescript/package.json tests/typescript/package-lock.json
+	cd tests/typescript && npm ci --no-audit --no-fund --silent
+
 clean:
-	rm -rf $(VENV) models .pytest_cache .ruff_cache
+	rm -rf $(VENV) models .pytest_cache .ruff_cache tests/typescript/node_modules
+	find web -name '*.gz' -delete

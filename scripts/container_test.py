@@ -6,9 +6,10 @@ the package registries), check what the image holds and what it must not hold (i
 packages are exactly requirements-image.txt's, and its SBOM lists exactly those), start it with a
 read-only root filesystem, no capabilities and its non-root user on a free 127.0.0.1 port, check
 /health, that every model file loaded, real /bitcoin answers, every route of its OpenAPI document
-and the page's files, bad requests, the image's own HEALTHCHECK and labels, and a clean stop on
-SIGTERM; then build scripts/single-stage.Dockerfile for the size comparison. Last, sizes (with
-their ratio, and an estimate on the published base image) and timings, and one closing line
+and the page's files (gzip-encoded too), bad requests, the image's own HEALTHCHECK and labels (and
+the version /openapi.json states), and a clean stop on SIGTERM; then build
+scripts/single-stage.Dockerfile for the size comparison. Last, sizes (with their ratio, and an
+estimate on the published base image) and timings, and one closing line
 "container-test: N passed, N failed". Exit status 1 when any check failed.
 
 Works with docker or podman (whichever works; CONTAINER=podman or --engine to choose).
@@ -19,6 +20,7 @@ Every request goes to 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
@@ -36,6 +38,7 @@ from pathlib import Path
 
 from lock_requirements import read_pins
 from processes import free_port
+from version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -224,11 +227,28 @@ def git_output(*args: str, default: str) -> str:
     return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else default
 
 
+def build_version() -> str:
+    """X.Y.Z when HEAD carries the tag vX.Y.Z, else 0.0.0+g<commit> (.dirty with changes not committed).
+
+    The image states it in /openapi.json, where generated clients take it as their package version:
+    PEP 440 and semver both accept these (`git describe` output, such as v1.2.3-4-gabc, they do not).
+    """
+    tags = git_output("tag", "--points-at", "HEAD", default="").split()
+    released = sorted(version for version in map(Version.from_tag, tags) if version)
+    if released:
+        return str(released[-1])
+    commit = git_output("rev-parse", "--short", "HEAD", default="")
+    if not commit:
+        return "0.0.0+dev"
+    dirty = ".dirty" if git_output("status", "--porcelain", default="") else ""
+    return f"0.0.0+g{commit}{dirty}"
+
+
 def build_args(source: str) -> BuildArgs:
     return BuildArgs(
         source=source,
         build_time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        version=git_output("describe", "--tags", "--always", "--dirty", default="dev"),
+        version=build_version(),
         revision=git_output("rev-parse", "HEAD", default="unknown"),
     )
 
@@ -387,14 +407,21 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def exchange(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """The status, headers and body a GET of a 127.0.0.1 URL answers, redirects not followed."""
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310  # nosec B310  # 127.0.0.1 only
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
 def answer(url: str) -> tuple[int, bytes]:
     """The status and body a GET of a 127.0.0.1 URL answers, redirects not followed."""
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        with opener.open(url, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+    status, _, body = exchange(url)
+    return status, body
 
 
 def route_queries(parameters: set[str], served: dict) -> str:
@@ -438,6 +465,27 @@ def check_routes(results: Results, base_url: str) -> None:
         "every documented route and the page's files answer",
         asked > 0 and not failures,
         f"{asked} requests",
+        on_failure="; ".join(failures),
+    )
+
+
+def check_page_compression(results: Results, base_url: str) -> None:
+    """The image made the gzip copies of the page's files: each is sent gzip-encoded when asked,
+    and decodes to the file itself."""
+    page = answer(f"{base_url}/")[1].decode(errors="replace")
+    failures, sizes = [], {}
+    for name in re.findall(r'(?:href|src)="(web/[^"]+)"', page):
+        identity = answer(f"{base_url}/{name}")[1]
+        _, headers, body = exchange(f"{base_url}/{name}", {"Accept-Encoding": "gzip"})
+        encoding = headers.get("Content-Encoding")
+        if encoding != "gzip" or gzip.decompress(body) != identity:
+            failures.append(f"/{name} {encoding}")
+        sizes[name] = (len(identity), len(body))
+    largest = max(sizes, key=lambda name: sizes[name][0], default=None)
+    results.check(
+        "the page's files are sent gzip-encoded to clients that accept gzip",
+        bool(sizes) and not failures,
+        f"{largest}: {sizes[largest][0]} -> {sizes[largest][1]} bytes" if largest else "no files",
         on_failure="; ".join(failures),
     )
 
@@ -577,8 +625,15 @@ def check_labels(results: Results, config: dict, args: BuildArgs | None) -> None
         expected = {"version": args.version, "revision": args.revision, "created": args.build_time}
         ok = found == expected
     else:
-        ok = all(value and value not in ("dev", "unknown") for value in found.values())
+        ok = all(value and value not in ("0.0.0+dev", "unknown") for value in found.values())
     results.check("OCI labels carry version, revision and created", ok, str(found))
+
+
+def check_document_version(results: Results, base_url: str, config: dict) -> None:
+    """/openapi.json states the version the image is labelled with (generated clients take it)."""
+    label = (config.get("Labels") or {}).get("org.opencontainers.image.version")
+    stated = get(f"{base_url}/openapi.json")[1].get("info", {}).get("version")
+    results.check("/openapi.json states the image's version", bool(label) and stated == label, str(stated))
 
 
 # ---------------------------------------------------------------- the whole test
@@ -622,9 +677,11 @@ def exercise_container(
         check_answers(results, base_url)
         check_models_loaded(results, base_url, model_files)
         check_routes(results, base_url)
+        check_page_compression(results, base_url)
         check_healthcheck(results, engine, image)
         check_locked_down(results, engine, config)
         check_labels(results, config, args)
+        check_document_version(results, base_url, config)
         code, figures.stop_seconds = stop_container(engine)
         results.check(
             "stops cleanly on SIGTERM (exit 0)", code == 0, f"exit {code}, {figures.stop_seconds:.1f} s"

@@ -18,7 +18,7 @@ from flask_openapi3 import Info, OpenAPI
 from artifact import DEFAULT_MODEL_DIR
 from serving.answers import serve_models
 from serving.conditional import IgnoreInvalidDates
-from serving.docs import documented_spec, register_docs
+from serving.docs import documented_spec, register_docs, served_version
 from serving.errors import register_error_handlers
 from serving.fastpath import PrecomputedAnswers
 from serving.metrics import register_metrics
@@ -40,7 +40,7 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
         __name__,
         info=Info(
             title="Crypto Predict API",
-            version=os.environ.get("APP_VERSION", "dev"),  # the release, set by the image build
+            version=served_version(os.environ.get("APP_VERSION")),  # the release, set by the image build
             description="Forecasts of daily crypto closes ("
             + ", ".join(m.metadata["symbol"] for m in models.values())
             + ") from Prophet models retrained on fresh data.",

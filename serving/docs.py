@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+
 from flask_openapi3 import OpenAPI
 from flask_openapi3_swagger.plugins import RegisterPlugin as SwaggerPlugin
 
@@ -10,7 +14,25 @@ from serving.responses import redirect_response
 from serving.routes import SERVICE
 from serving.schemas import redirect_doc
 
+log = logging.getLogger(__name__)
+
 SWAGGER_UI = "/docs/swagger"
+# The document's info.version becomes the version of the clients generated from it, so it must be
+# one that package tools accept: X.Y.Z, with an optional +local part (PEP 440 and semver agree on
+# these). A build that is not a release says so in the local part.
+UNRELEASED_VERSION = "0.0.0+dev"
+NUMBER = "(0|[1-9][0-9]*)"
+RELEASE_VERSION = re.compile(rf"{NUMBER}\.{NUMBER}\.{NUMBER}(\+[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?")
+
+
+def served_version(configured: str | None) -> str:
+    """The version the document states: `configured` (APP_VERSION) when valid, else the unreleased one."""
+    if not configured:
+        return UNRELEASED_VERSION
+    if RELEASE_VERSION.fullmatch(configured):
+        return configured
+    log.warning("APP_VERSION %r is not X.Y.Z[+local]; /openapi.json says %s", configured, UNRELEASED_VERSION)
+    return UNRELEASED_VERSION
 
 
 def register_docs(app: OpenAPI) -> None:
@@ -41,9 +63,20 @@ def register_docs(app: OpenAPI) -> None:
 
 
 def documented_spec(app: OpenAPI) -> dict:
-    """app.api_doc without the 422 answers flask-openapi3 adds to every route: we never send them."""
+    """app.api_doc without what flask-openapi3 adds but this API never uses.
+
+    The 422 answers on every route and their schema: we never send them. The empty
+    securitySchemes: the API has no authentication, and Swagger UI shows an "Authorize" button
+    whenever the key is there.
+    """
     spec = app.api_doc
     for operations in spec["paths"].values():
         for operation in operations.values():
             operation.get("responses", {}).pop(app.validation_error_status, None)
+    components = spec.get("components", {})
+    if not components.get("securitySchemes"):
+        components.pop("securitySchemes", None)
+    unused = app.validation_error_model.__name__
+    if f'/{unused}"' not in json.dumps(spec):
+        components.get("schemas", {}).pop(unused, None)
     return spec

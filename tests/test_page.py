@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from scripts.precompress import page_files, precompress
+from serving.page import WEB_DIR
 from serving.queries import MAX_RANGE_DAYS
 from tests.conftest import ROOT
 
@@ -66,6 +68,13 @@ def browser():
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def precompressed_page_files():
+    """The gzip copies of the page's files, as `make run` and `make test` make them."""
+    for path in page_files(WEB_DIR):
+        precompress(path)
 
 
 @dataclass
@@ -220,6 +229,27 @@ def test_chart_draws_the_apis_history_and_forecast(session, live_server):
     for query in ranges:
         days = (date.fromisoformat(query["end"][0]) - date.fromisoformat(query["start"][0])).days + 1
         assert days <= MAX_RANGE_DAYS
+    session.assert_clean()
+
+
+def test_the_pages_files_arrive_gzip_encoded(session):
+    responses = []
+    session.page.on("response", lambda response: responses.append(response))
+    open_page(session)
+    arrived = {}  # path -> (Content-Encoding, bytes received, bytes after decoding)
+    for response in responses:
+        path = urlsplit(response.url).path
+        if path == "/" or path.startswith("/web/"):
+            received = response.request.sizes()["responseBodySize"]
+            arrived[path] = (response.all_headers().get("content-encoding"), received, len(response.body()))
+    plotly = next(path for path in arrived if "/vendor/plotly-" in path)
+    assert {"/", "/web/app.js", "/web/style.css", plotly} <= set(arrived)  # and the icon, if asked for
+    assert {path: encoding for path, (encoding, _, _) in arrived.items()} == dict.fromkeys(arrived, "gzip")
+    _, received, decoded = arrived[plotly]
+    print(
+        f"plotly.js over the wire: {received} bytes gzip-encoded for {decoded} ({decoded - received} saved)"
+    )
+    assert received < decoded / 2.5
     session.assert_clean()
 
 
@@ -408,6 +438,9 @@ def test_swagger_ui_try_it_out_on_bitcoin(session, live_server):
     page = session.page
     page.goto(f"{session.base_url}/docs")
     operation = page.locator("#operations-forecasts-bitcoin_bitcoin_get")
+    operation.wait_for()
+    # The API has no authentication, so Swagger UI offers no "Authorize" button.
+    assert page.locator(".swagger-ui .auth-wrapper button").count() == 0
     operation.locator(".opblock-summary").click()
     operation.get_by_role("button", name="Try it out").click()
     # The documented example fills the date; a range's start and end stay empty.
