@@ -88,7 +88,7 @@ def requested_levels(args, served: ServedModel) -> list[int] | None:
     accepted = ", ".join(map(str, served.levels))
     levels = set()
     for part in text.split(","):
-        if not (part.strip().isdigit() and int(part) in served.levels):
+        if not (LEVEL_PATTERN.fullmatch(part) and int(part) in served.levels):
             raise ClientError(
                 f"'level' takes interval levels in percent among {accepted}, e.g. 50,95; got {quote(text)}"
             )

@@ -31,14 +31,25 @@ def get_forecast(client, day: str) -> dict:
 
 
 def test_answers_in_the_documented_shape(client):
-    response = client.get("/bitcoin?date=2024-06-01")
+    response = client.get("/bitcoin?date=2027-06-01")
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     body = response.get_json()
     assert list(body) == FORECAST_KEYS
-    assert body["date"] == "Sat, 01 Jun 2024 00:00:00 GMT"
+    assert body["date"] == "Tue, 01 Jun 2027 00:00:00 GMT"
     assert all(isinstance(body[key], float) for key in FORECAST_KEYS[1:])
     assert body["prediction_low"] < body["prediction"] < body["prediction_high"]
+
+
+def test_a_day_with_data_answers_its_close_and_the_forecast_joins_it(client, served):
+    """The chart and /forecast are continuous at the last training day: its band holds the close."""
+    last_day = date.fromisoformat(served.metadata["last_day"])
+    close = client.get(f"/history/btc?start={last_day}&end={last_day}").get_json()["closes"][0]["close"]
+    on_the_day = get_forecast(client, last_day.isoformat())
+    assert on_the_day["prediction"] == on_the_day["prediction_low"] == on_the_day["prediction_high"] == close
+    next_day = get_forecast(client, (last_day + timedelta(days=1)).isoformat())
+    assert next_day["prediction_low"] < close < next_day["prediction_high"]
+    assert abs(next_day["prediction"] / close - 1) < 0.02  # the last close, adjusted by the weekly pattern
 
 
 def test_same_request_same_answer_across_restarts(model_dir, client):
@@ -224,7 +235,7 @@ def test_openapi_document_is_valid_and_complete(client):
     forecast = spec["paths"]["/forecast/{asset}"]["get"]
     parameters = {p["name"]: (p["in"], p["required"]) for p in forecast["parameters"]}
     assert parameters == {"asset": ("path", True), "date": ("query", False), "start": ("query", False),
-                          "end": ("query", False)}  # fmt: skip
+                          "end": ("query", False), "level": ("query", False)}  # fmt: skip
     assert forecast["parameters"][0]["schema"]["enum"] == ["btc", "eth"]
     assert set(forecast["responses"]) == {"200", "304", "400", "404"}
     assert set(forecast["responses"]["200"]["content"]) == {"application/json", "text/csv"}
