@@ -3,9 +3,9 @@ the API and the notebook share. Pure: numpy and pandas (and pickle) only.
 
 The artifact is a pair of files per asset in the model folder (default ``models/``):
 
-``<asset>.pkl``
-    A pickled, fitted ``prophet.Prophet``. It is unpickled only after its sha256 matches the one
-    its metadata names.
+``<asset>.<sha256[:16]>.pkl`` (format 3; ``<asset>.pkl`` in formats 1 and 2)
+    A pickled, fitted ``prophet.Prophet``, named by its content (:func:`model_file_name`). It is
+    unpickled only after its sha256 matches the one its metadata names.
 ``<asset>.json``
     The metadata (:class:`Metadata`), format :data:`METADATA_FORMAT`; the API reads the formats
     in :data:`READABLE_FORMATS`. ``serve`` is the range of days the API answers. ``forecast``
@@ -22,12 +22,20 @@ The artifact is a pair of files per asset in the model folder (default ``models/
       they grow like sqrt(h). ``width`` is :data:`SERVED_INTERVAL_WIDTH`.
 
     Metadata without ``forecast`` (format 1) means Prophet on the close, as it is.
+    ``model_file`` (written since format 3) names the model file: a plain ``.pkl`` file name in
+    the same folder (no path separator, not hidden). Metadata without it (formats 1 and 2)
+    means ``<asset>.pkl``: readers go by the field, not by the format number.
+
+The metadata is the pair's single commit point. :func:`write_pair` writes the new model file
+under its own name first, then renames the new metadata over ``<asset>.json``, and only then
+removes the asset's model files that no metadata names any more: a reader sees the old pair or
+the new one, and a writer killed at any step leaves a loadable pair. :func:`read_pair` reads
+the metadata, then the model it names, and reads again if a writer replaced the pair meanwhile.
 
 Every day of the served range is forecast on one dense daily grid with a fixed seed
 (:func:`forecast_table`): Prophet simulates future trend changes only at the rows it is asked
 about, so this is the only way to honest far-future bands, and the same request always gets the
-same answer. :func:`served_forecast` applies the contract. :func:`write_pair` replaces both files
-atomically; :func:`read_metadata` and :func:`read_model` check them.
+same answer. :func:`served_forecast` applies the contract.
 """
 
 from __future__ import annotations
@@ -36,7 +44,9 @@ import hashlib
 import json
 import os
 import pickle  # nosec B403  # only a model whose sha256 matches its metadata is unpickled
+import re
 import tempfile
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -45,8 +55,11 @@ from typing import Any, NotRequired, TypedDict
 import numpy as np
 import pandas as pd
 
-METADATA_FORMAT = 2  # 2 adds "forecast" (how to serve the output), "config" and "backtest"
-READABLE_FORMATS = (1, 2)
+# 2 adds "forecast" (how to serve the output), "config" and "backtest"; 3 adds "model_file".
+METADATA_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
+MODEL_FILE_HASH_CHARS = 16  # hex digits of the model's sha256 in its file name (format 3)
+READ_ATTEMPTS = 3  # reads of a pair that a writer keeps replacing before the reader gives up
 SERVED_INTERVAL_WIDTH = 0.8  # the served answers are 80% intervals
 FORECAST_SEED = 0  # Prophet draws its intervals at random; a fixed seed makes them reproducible
 DEFAULT_MODEL_DIR = "models"
@@ -79,6 +92,7 @@ class Metadata(TypedDict):
     rows: NotRequired[int]
     versions: NotRequired[dict[str, str]]  # library versions used for training
     model_sha256: str
+    model_file: NotRequired[str]  # the model's file in the same folder, btc.<sha256[:16]>.pkl (else btc.pkl)
     serve: ServedRange
     forecast: NotRequired[dict[str, Any]]  # ForecastContract.to_json()
     config: NotRequired[dict[str, Any]]  # the training configuration
@@ -88,9 +102,31 @@ class Metadata(TypedDict):
 # ---------------------------------------------------------------- the pair of files
 
 
-def metadata_path(model_path: Path) -> Path:
-    """Where the metadata of a model file lives: the same name with a .json suffix."""
-    return model_path.with_suffix(".json")
+def metadata_path(model_dir: Path, asset: str) -> Path:
+    """Where the metadata of an asset's model lives: ``<asset>.json`` in the model folder."""
+    return model_dir / f"{asset}.json"
+
+
+def model_file_name(asset: str, sha256: str) -> str:
+    """The name of a model file in format 3: the asset and the start of its content's sha256."""
+    return f"{asset}.{sha256[:MODEL_FILE_HASH_CHARS]}.pkl"
+
+
+def check_model_file(name) -> str:
+    """A metadata's ``model_file``, once it is a plain .pkl file name in the same folder."""
+    if not (
+        isinstance(name, str)
+        and name.endswith(".pkl")
+        and not name.startswith(".")
+        and not set(name) & {"/", "\\", "\0"}
+    ):
+        raise ValueError(f"model_file {name!r} is not a plain .pkl file name in the model folder")
+    return name
+
+
+def model_path(metadata_file: Path, metadata: Metadata) -> Path:
+    """The model file the metadata names in ``model_file``; without one, ``<asset>.pkl`` beside it."""
+    return metadata_file.parent / check_model_file(metadata.get("model_file", f"{metadata_file.stem}.pkl"))
 
 
 def trained_at(metadata: Metadata) -> datetime:
@@ -102,6 +138,8 @@ def check_metadata(metadata: dict) -> Metadata:
     """The metadata, once every field the API relies on is checked; raises ValueError, KeyError, TypeError."""
     if metadata["format"] not in READABLE_FORMATS:
         raise ValueError(f"metadata format {metadata['format']!r} is not one of {READABLE_FORMATS}")
+    if "model_file" in metadata:
+        check_model_file(metadata["model_file"])
     for field in ("first_day", "last_day"):
         date.fromisoformat(metadata["serve"][field])
         date.fromisoformat(metadata[field])
@@ -115,15 +153,14 @@ def check_metadata(metadata: dict) -> Metadata:
     return metadata
 
 
-def read_metadata(model_path: Path) -> Metadata:
-    """The metadata written beside the model, checked; ModelError says what is wrong."""
-    path = metadata_path(model_path)
+def read_metadata(metadata_file: Path) -> Metadata:
+    """The metadata in ``<asset>.json``, checked; ModelError says what is wrong."""
     try:
-        return check_metadata(json.loads(path.read_text()))
+        return check_metadata(json.loads(metadata_file.read_text()))
     except FileNotFoundError as error:
-        raise ModelError(f"model metadata {path} not found (run train.py)") from error
+        raise ModelError(f"model metadata {metadata_file} not found (run train.py)") from error
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ModelError(f"model metadata {path} is unreadable: {error!r}") from error
+        raise ModelError(f"model metadata {metadata_file} is unreadable: {error!r}") from error
 
 
 def read_model(model_path: Path, expected_sha256: str):
@@ -149,24 +186,58 @@ def read_model(model_path: Path, expected_sha256: str):
     return model
 
 
-def write_pair(model_path: Path, model_bytes: bytes, metadata: Metadata) -> None:
-    """Write model and metadata atomically: each to a temp file in the same folder, then rename."""
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    metadata_bytes = (json.dumps(metadata, indent=2) + "\n").encode()
-    staged = [(_stage(model_path, model_bytes), model_path)]
+def read_pair(metadata_file: Path) -> tuple[Metadata, Any]:
+    """The checked metadata and the model it names, unpickled; ModelError says what is wrong.
+
+    A writer may replace the pair while it is read and remove the model file the old metadata
+    named: a model that fails while the metadata changed under it is read again, a few times.
+    """
+    for _ in range(READ_ATTEMPTS):
+        metadata = read_metadata(metadata_file)
+        try:
+            path = model_path(metadata_file, metadata)
+            return metadata, read_model(path, metadata["model_sha256"])
+        except ValueError as error:
+            raise ModelError(f"model metadata {metadata_file} is unreadable: {error!r}") from error
+        except ModelError:
+            if read_metadata(metadata_file) == metadata:  # the pair itself is bad, not replaced
+                raise
+    raise ModelError(
+        f"model metadata {metadata_file} changed {READ_ATTEMPTS} times while it was read: "
+        "is train.py writing this folder right now?"
+    )
+
+
+def write_pair(metadata_file: Path, model_bytes: bytes, metadata: Metadata) -> None:
+    """Replace an asset's pair so that a reader sees the old pair or the new one, never a mix.
+
+    The model goes to the file its name in ``metadata["model_file"]`` derives from its sha256
+    (:func:`model_file_name`), then the metadata replaces ``<asset>.json``: that rename is the
+    commit. Each is written to a synced temp file and renamed; the folder is synced after each
+    rename. Only then are the asset's model files that the new metadata does not name removed,
+    with any temp file a killed run left. Killed at any point, the folder holds a loadable pair:
+    the previous one up to the commit, the new one after it. One writer per folder at a time.
+    """
+    asset, folder = metadata_file.stem, metadata_file.parent
+    sha256 = hashlib.sha256(model_bytes).hexdigest()
+    if (metadata.get("model_sha256"), metadata.get("model_file")) != (sha256, model_file_name(asset, sha256)):
+        raise ValueError("the metadata must name the model's sha256 and its file model_file_name() gives")
+    model_final = folder / metadata["model_file"]
+    existed = model_final.exists()  # the same content, maybe committed before: never removed below
+    _replace(model_final, model_bytes)
+    _sync_folder(folder)  # the model is on disk before any metadata names it
     try:
-        staged.append((_stage(metadata_path(model_path), metadata_bytes), metadata_path(model_path)))
+        _replace(metadata_file, (json.dumps(metadata, indent=2) + "\n").encode())
     except BaseException:
-        staged[0][0].unlink()  # the staged model alone must not stay behind
+        if not existed and _named_model_file(metadata_file) != model_final.name:
+            model_final.unlink(missing_ok=True)  # no metadata names it: the previous pair stands
         raise
-    # The model goes first: if the process dies in between, the sha256 in the old metadata no
-    # longer matches and the API refuses the pair instead of serving it.
-    for temp, final in staged:
-        os.replace(temp, final)
+    _sync_folder(folder)
+    _remove_stale_files(folder, asset, keep=model_final.name)
 
 
-def _stage(final: Path, content: bytes) -> Path:
-    """Write `content` to a synced temp file next to `final` and return its path."""
+def _replace(final: Path, content: bytes) -> None:
+    """Write `content` to a synced temp file next to `final`, then rename it over `final`."""
     fd, temp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     try:
         # mkstemp makes the file private (0600); a model must be readable by the user serving it.
@@ -175,10 +246,40 @@ def _stage(final: Path, content: bytes) -> Path:
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
+        os.replace(temp, final)
     except BaseException:
-        os.unlink(temp)
+        Path(temp).unlink(missing_ok=True)
         raise
-    return Path(temp)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the folder's entries durable: a rename is only on disk once its folder is synced."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _named_model_file(metadata_file: Path) -> str | None:
+    """The model file the metadata on disk names now, if it can be read."""
+    try:
+        return json.loads(metadata_file.read_text()).get("model_file")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _remove_stale_files(folder: Path, asset: str, keep: str) -> None:
+    """Remove the asset's model files but `keep` (older models, format 2's ``<asset>.pkl``) and temp files.
+
+    Best effort, after the commit: a file left behind harms nothing, and the next write retries.
+    """
+    name, digest = re.escape(asset), rf"[0-9a-f]{{{MODEL_FILE_HASH_CHARS}}}"
+    stale = re.compile(rf"{name}(\.{digest})?\.pkl|\.{name}\.({digest}\.pkl|json)\.\w+\.tmp")
+    with suppress(OSError):
+        for path in folder.iterdir():
+            if path.name != keep and stale.fullmatch(path.name):
+                path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- the forecast contract

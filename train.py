@@ -1,4 +1,4 @@
-"""Train one price model per asset of assets.toml and write <model-dir>/<asset>.pkl with its metadata.
+"""Train one price model per asset of assets.toml and write it to <model-dir> with its metadata.
 
 The work is the ``training`` package's (training/pipeline.py); the pair of files is defined in
 artifact.py. An asset whose run fails gets one error line and keeps its previous files
@@ -31,8 +31,8 @@ DEFAULT_MAX_STALE_DAYS = 3
 
 def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Fetch daily bars of each asset in assets.toml, fit Prophet, and write "
-        "<model-dir>/<asset>.pkl with its metadata <asset>.json.",
+        description="Fetch daily bars of each asset in assets.toml, fit Prophet, and write the model "
+        "to <model-dir> with its metadata <asset>.json.",
         epilog="Environment: ALPACA_DATA_URL (default Alpaca's), ALPACA_API_KEY and ALPACA_SECRET_KEY "
         "(optional, raise the rate limit), MODEL_DIR (default --model-dir).",
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import api
+import artifact
 from scripts.processes import stop_process
 from serving.answers import ServedModel
 from tests.fake_alpaca import FakeAlpaca, all_redated_bars, start_fake_alpaca, stop_fake_alpaca
@@ -35,6 +36,12 @@ def run_train(*args: str, env: dict | None = None, timeout: float = 300) -> subp
         env={**os.environ, **(env or {})},
         cwd=ROOT,
     )
+
+
+def model_file(model_dir: Path, asset: str = "btc") -> Path:
+    """The model file an asset's metadata names."""
+    metadata_file = artifact.metadata_path(model_dir, asset)
+    return artifact.model_path(metadata_file, artifact.read_metadata(metadata_file))
 
 
 @pytest.fixture(scope="session")

@@ -105,10 +105,14 @@ def test_the_forecast_is_defined_once():
         "served_forecast",
         "write_pair",
         "read_metadata",
+        "read_pair",
         "metadata_path",
+        "model_path",
+        "model_file_name",
         "FORECAST_SEED",
         "SERVED_INTERVAL_WIDTH",
         "METADATA_FORMAT",
+        "READABLE_FORMATS",
         "DEFAULT_MODEL_DIR",
     }
     for name, path in project_modules().items():

@@ -10,9 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-import artifact
 from scripts.processes import free_port
-from tests.conftest import run_train
+from tests.conftest import model_file, run_train
 from training import backtest, configs, errors, validation
 from training.assets import load_assets
 
@@ -20,7 +19,8 @@ NOW = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 
 
 def model_files(model_dir, asset: str = "btc") -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (model_dir / f"{asset}.pkl", model_dir / f"{asset}.json")}
+    """The asset's metadata and the model file it names."""
+    return {p.name: p.read_bytes() for p in (model_file(model_dir, asset), model_dir / f"{asset}.json")}
 
 
 def read_metadata(model_dir, asset: str = "btc") -> dict:
@@ -51,8 +51,10 @@ def test_trains_every_asset_from_alpaca_through_the_sdk(fake_alpaca, tmp_path):
         assert metadata["first_day"] == "2023-01-01"
         assert metadata["last_day"] == last_closed.isoformat()
         assert metadata["rows"] == (last_closed - date(2023, 1, 1)).days + 1
-        model_bytes = (tmp_path / f"{asset}.pkl").read_bytes()
+        model_bytes = model_file(tmp_path, asset).read_bytes()
         assert metadata["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
+        assert metadata["format"] == 3
+        assert metadata["model_file"] == f"{asset}.{metadata['model_sha256'][:16]}.pkl"
         assert metadata["serve"] == {
             "first_day": "2023-01-01",
             "last_day": (last_closed + timedelta(days=365)).isoformat(),
@@ -271,32 +273,3 @@ def test_drops_the_still_open_day():
     bars = daily_bars(end="2026-08-21")
     assert validation.drop_open_day(bars, NOW).index[-1] == pd.Timestamp("2026-08-20")
     assert len(validation.drop_open_day(bars, NOW + timedelta(days=1))) == 400
-
-
-def test_write_artifacts_replaces_both_files(tmp_path):
-    path = tmp_path / "sub" / "model.pkl"
-    artifact.write_pair(path, b"first", {"n": 1})
-    artifact.write_pair(path, b"second", {"n": 2})
-    assert path.read_bytes() == b"second"
-    assert json.loads(artifact.metadata_path(path).read_text()) == {"n": 2}
-    assert sorted(p.name for p in path.parent.iterdir()) == ["model.json", "model.pkl"]
-    assert {oct(p.stat().st_mode & 0o777) for p in path.parent.iterdir()} == {
-        "0o644"
-    }  # readable by the server
-
-
-def test_a_failed_write_leaves_no_staged_file(tmp_path, monkeypatch):
-    path = tmp_path / "model.pkl"
-    artifact.write_pair(path, b"old", {"n": 0})
-    real_stage = artifact._stage
-
-    def stage_then_fail_on_metadata(final, content):  # a full disk, which a test cannot make for real
-        if final.suffix == ".json":
-            raise OSError(28, "No space left on device")
-        return real_stage(final, content)
-
-    monkeypatch.setattr(artifact, "_stage", stage_then_fail_on_metadata)
-    with pytest.raises(OSError, match="No space left"):
-        artifact.write_pair(path, b"new", {"n": 1})
-    assert path.read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.pkl"]

@@ -142,14 +142,17 @@ def test_fault(case: Case, fake_alpaca, model_dir_copy):
 def assert_good_model(model_dir, before: dict[str, bytes], last_closed_day: str) -> None:
     """A new BTC model, from Alpaca's data, that the API accepts; ETH untouched."""
     after = model_files(model_dir)
-    assert set(after) == set(before)  # no temp files left
-    assert after["btc.pkl"] != before["btc.pkl"]
-    assert (after["eth.pkl"], after["eth.json"]) == (before["eth.pkl"], before["eth.json"])
-    metadata = json.loads(after["btc.json"])
+    metadata, old_model = json.loads(after["btc.json"]), json.loads(before["btc.json"])["model_file"]
+    # The new model replaced the old one, and no temp file was left.
+    assert set(after) == set(before) - {old_model} | {metadata["model_file"]}
+    assert after[metadata["model_file"]] != before[old_model]
+    assert {k: v for k, v in after.items() if k.startswith("eth.")} == {
+        k: v for k, v in before.items() if k.startswith("eth.")
+    }
     assert metadata["source"] == "alpaca"
     assert metadata["last_day"] == last_closed_day
-    assert metadata["model_sha256"] == hashlib.sha256(after["btc.pkl"]).hexdigest()
-    assert read_model(model_dir / "btc.pkl", metadata["model_sha256"]).history is not None
+    assert metadata["model_sha256"] == hashlib.sha256(after[metadata["model_file"]]).hexdigest()
+    assert read_model(model_dir / metadata["model_file"], metadata["model_sha256"]).history is not None
 
 
 def test_bad_time_limit_settings_fail_with_one_line(model_dir_copy, fake_alpaca):

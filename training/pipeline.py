@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from artifact import METADATA_FORMAT, Metadata, metadata_path, write_pair
+from artifact import METADATA_FORMAT, Metadata, metadata_path, model_file_name, write_pair
 from training.alpaca import alpaca_client, fetch_bars
 from training.assets import Asset
 from training.configs import CANDIDATES, DEFAULT_CONFIG, Config, Fitted, contract, fit, training_window
@@ -98,6 +98,7 @@ def build_metadata(
 ) -> Metadata:
     """The model card the API checks and shows: provenance, versions, sha256, served range."""
     first_day, last_day = frame.ds.iloc[0].date(), frame.ds.iloc[-1].date()
+    sha256 = hashlib.sha256(model_bytes).hexdigest()
     return {
         "format": METADATA_FORMAT,
         "asset": asset.key,
@@ -110,7 +111,8 @@ def build_metadata(
         "last_day": last_day.isoformat(),
         "rows": len(frame),
         "versions": {"python": platform.python_version(), **{name: version(name) for name in LIBRARIES}},
-        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "model_sha256": sha256,
+        "model_file": model_file_name(asset.key, sha256),
         "serve": {
             "first_day": first_day.isoformat(),
             "last_day": (last_day + timedelta(days=horizon_days)).isoformat(),
@@ -133,12 +135,12 @@ def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
     metadata["forecast"] = contract(config, fitted, choice.interval if choice else None).to_json()
     metadata["config"] = config.params()
     metadata["backtest"] = choice.summary if choice else None
-    model_path = options.model_dir / f"{asset.key}.pkl"
-    write_pair(model_path, model_bytes, metadata)
+    metadata_file = metadata_path(options.model_dir, asset.key)
+    write_pair(metadata_file, model_bytes, metadata)
     log.info(
         "wrote %s and %s (serves %s to %s)",
-        model_path,
-        metadata_path(model_path).name,
+        metadata_file.with_name(metadata["model_file"]),
+        metadata_file.name,
         metadata["serve"]["first_day"],
         metadata["serve"]["last_day"],
     )
