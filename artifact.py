@@ -216,7 +216,8 @@ def write_pair(metadata_file: Path, model_bytes: bytes, metadata: Metadata) -> N
     commit. Each is written to a synced temp file and renamed; the folder is synced after each
     rename. Only then are the asset's model files that the new metadata does not name removed,
     with any temp file a killed run left. Killed at any point, the folder holds a loadable pair:
-    the previous one up to the commit, the new one after it. One writer per folder at a time.
+    the previous one up to the commit, the new one after it. One writer per folder at a time
+    (train.py holds the folder's lock).
     """
     asset, folder = metadata_file.stem, metadata_file.parent
     sha256 = hashlib.sha256(model_bytes).hexdigest()

@@ -19,7 +19,7 @@ from artifact import METADATA_FORMAT, Metadata, metadata_path, model_file_name, 
 from training.alpaca import alpaca_client, fetch_bars
 from training.assets import Asset
 from training.configs import CANDIDATES, DEFAULT_CONFIG, Config, Fitted, contract, fit, training_window
-from training.errors import FetchError
+from training.errors import FetchError, TrainingError, os_problem
 from training.evaluation import Choice, choose_and_check
 from training.sources import Bars, load_snapshot
 from training.validation import drop_open_day, validate_bars
@@ -136,7 +136,12 @@ def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
     metadata["config"] = config.params()
     metadata["backtest"] = choice.summary if choice else None
     metadata_file = metadata_path(options.model_dir, asset.key)
-    write_pair(metadata_file, model_bytes, metadata)
+    try:
+        write_pair(metadata_file, model_bytes, metadata)
+    except OSError as error:
+        raise TrainingError(
+            f"could not write the model to {options.model_dir}: {os_problem(error)}"
+        ) from error
     log.info(
         "wrote %s and %s (serves %s to %s)",
         metadata_file.with_name(metadata["model_file"]),
