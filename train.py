@@ -28,6 +28,9 @@ from training.validation import DEFAULT_MIN_ROWS
 log = logging.getLogger("train")
 
 DEFAULT_HORIZON_DAYS = 365
+# Ten years past the data: far beyond any honest forecast. With up to 17 years of history it fits
+# the days the API holds for one model (artifact.MAX_SERVED_DAYS: each run checks its own range).
+MAX_HORIZON_DAYS = 3650
 DEFAULT_MAX_STALE_DAYS = 3
 
 
@@ -66,9 +69,10 @@ def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Nam
     )
     parser.add_argument(
         "--horizon-days",
-        type=positive_int,
+        type=horizon_days,
         default=DEFAULT_HORIZON_DAYS,
-        help=f"days past the last bar the API will serve (default {DEFAULT_HORIZON_DAYS})",
+        help=f"days past the last bar the API will serve, 1 to {MAX_HORIZON_DAYS} "
+        f"(default {DEFAULT_HORIZON_DAYS})",
     )
     parser.add_argument(
         "--min-rows",
@@ -113,6 +117,13 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def horizon_days(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_HORIZON_DAYS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_HORIZON_DAYS} days; got {text}")
     return value
 
 

@@ -6,13 +6,15 @@ import hashlib
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import artifact
 from scripts.processes import free_port
 from tests.conftest import model_file, run_train
-from training import backtest, configs, errors, validation
+from training import backtest, configs, errors, pipeline, validation
 from training.assets import load_assets
 
 NOW = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
@@ -207,12 +209,30 @@ def test_help_describes_the_options():
         (["--asset", "doge"], "--asset"),
         (["--candidate", "prophet-defaults"], "--candidate"),
         (["--max-mape-ratio", "0"], "--max-mape-ratio"),
+        (["--horizon-days", "0"], "--horizon-days: must be from 1 to 3650 days; got 0"),
+        (["--horizon-days", "3000000"], "--horizon-days: must be from 1 to 3650 days; got 3000000"),
+        (["--horizon-days", "1e3"], "--horizon-days: invalid horizon_days value: '1e3'"),
     ],
 )
 def test_rejects_bad_arguments(args, complaint):
     result = run_train(*args)
     assert result.returncode == 2
     assert complaint in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_served_range_larger_than_the_api_holds_is_refused_before_the_backtest(monkeypatch, caplog):
+    """Ten years of horizon fit beside 17 years of history; past that, training refuses up front."""
+    options = pipeline.Options("snapshot", date(2015, 1, 1), Path("unused"), 3650, 365, 3)
+    frame = validate(daily_bars(days=artifact.MAX_SERVED_DAYS - 3650), max_stale_days=None)
+    pipeline.check_served_range(frame, pipeline.considered_configs(options), 3650)  # exactly the limit
+    with pytest.raises(errors.TrainingError, match=r"would serve 10001 days .* more than the 10000"):
+        pipeline.check_served_range(frame, pipeline.considered_configs(options), 3651)
+    # In a run: the snapshot's 4,356 days and 3,650 more, held to a lower limit, stop before any fit.
+    monkeypatch.setattr(pipeline, "MAX_SERVED_DAYS", 8000)
+    with caplog.at_level("INFO"), pytest.raises(errors.TrainingError, match="would serve 8006 days"):
+        pipeline.train_asset(load_assets()["btc"], options, NOW)
+    assert not [r for r in caplog.records if "backtest" in r.getMessage() or "fitting" in r.getMessage()]
 
 
 def test_assets_come_from_the_configuration():

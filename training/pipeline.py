@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from artifact import METADATA_FORMAT, Metadata, metadata_path, model_file_name, write_pair
+from artifact import MAX_SERVED_DAYS, METADATA_FORMAT, Metadata, metadata_path, model_file_name, write_pair
 from training.alpaca import alpaca_client, fetch_bars
 from training.assets import Asset
 from training.configs import CANDIDATES, DEFAULT_CONFIG, Config, Fitted, contract, fit, training_window
@@ -68,12 +68,32 @@ def load_bars(asset: Asset, source: str, start: date, now: datetime) -> Bars:
         return load_snapshot(asset.snapshot)
 
 
+def considered_configs(options: Options) -> list[Config]:
+    """The configurations the run may serve: the candidates it backtests, or the default without one."""
+    if not options.backtest:
+        return [DEFAULT_CONFIG]
+    return [c for c in CANDIDATES if not options.candidates or c.name in options.candidates]
+
+
+def check_served_range(frame: pd.DataFrame, configs: list[Config], horizon_days: int) -> None:
+    """Refuse, before any fit, a run whose model may serve more days than the API holds for one."""
+    rows = max((training_window(config, frame) for config in configs), key=len)
+    first_day, last_day = rows.ds.iloc[0].date(), rows.ds.iloc[-1].date()
+    days = (last_day - first_day).days + 1 + horizon_days
+    if days > MAX_SERVED_DAYS:
+        raise TrainingError(
+            f"the model would serve {days} days ({first_day} to {last_day} and {horizon_days} more), "
+            f"more than the {MAX_SERVED_DAYS} the API holds for one model: lower --horizon-days or "
+            "fetch from a later --start"
+        )
+
+
 def choose_config(frame: pd.DataFrame, options: Options) -> Choice | None:
     """Backtest the candidate configurations and choose one; None when the backtest is skipped."""
     if not options.backtest:
         log.warning("skipping the backtest: %s serves Prophet's own interval", DEFAULT_CONFIG.name)
         return None
-    candidates = [c for c in CANDIDATES if not options.candidates or c.name in options.candidates]
+    candidates = considered_configs(options)
     return choose_and_check(frame, candidates, jobs=options.jobs, max_mape_ratio=options.max_mape_ratio)
 
 
@@ -126,6 +146,7 @@ def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
     closed = drop_open_day(bars.frame, now)
     stale_limit = options.max_stale_days if bars.source == "alpaca" else None
     frame = validate_bars(closed, min_rows=options.min_rows, max_stale_days=stale_limit, now=now)
+    check_served_range(frame, considered_configs(options), options.horizon_days)
     choice = choose_config(frame, options)
     config = choice.config if choice else DEFAULT_CONFIG
     fitted = fit_model(config, frame)
