@@ -157,13 +157,15 @@ def test_too_little_history_for_a_backtest_is_refused(fake_alpaca, tmp_path):
 
 def test_unreachable_alpaca_fails_with_one_line_and_keeps_the_old_model(model_dir_copy):
     before = model_files(model_dir_copy)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     result = run_train(
         "--source", "alpaca", "--asset", "btc", "--model-dir", str(model_dir_copy),
-        env={"ALPACA_DATA_URL": f"http://127.0.0.1:{free_port()}"},
+        env={"ALPACA_DATA_URL": url},
     )  # fmt: skip
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and "training btc failed: could not fetch bars" in errors[0], result.stderr
+    assert len(errors) == 1, result.stderr
+    assert f"training btc failed: could not fetch bars from {url}: connection refused" in errors[0]
     assert "Traceback" not in result.stderr
     assert model_files(model_dir_copy) == before
     assert len(list(model_dir_copy.iterdir())) == 4  # no temp files left
