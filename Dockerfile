@@ -4,7 +4,7 @@
 #   api-deps  installs requirements-image.txt (hash-checked, no other dependency) into a virtual
 #             environment that has no pip in it, and describes it in /opt/venv/sbom.cdx.json;
 #   web       the page's files (web/) with a gzip copy beside each, made by scripts/precompress.py;
-#   final     that environment, api.py with artifact.py and the serving package, the models directory
+#   final     that environment, api.py with the artifact and serving packages, the models directory
 #             and the page: no training code, no build script.
 #
 #   docker build -t crypto-predict .                                   # live Alpaca data
@@ -25,7 +25,8 @@ COPY requirements-train.txt ./
 RUN python -m venv /opt/train \
     && /opt/train/bin/pip install --no-cache-dir -r requirements-train.txt
 COPY data/ data/
-COPY assets.toml train.py artifact.py ./
+COPY assets.toml train.py ./
+COPY artifact/ artifact/
 COPY training/ training/
 # train.py writes one model and its metadata per asset of assets.toml here.
 ENV MODEL_DIR=/build/models
@@ -83,7 +84,8 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
 WORKDIR /app
 COPY --from=api-deps /opt/venv /opt/venv
-COPY api.py artifact.py ./
+COPY api.py ./
+COPY artifact/ artifact/
 COPY serving/ serving/
 COPY --from=web /web/ web/
 COPY --from=train /build/models/ models/

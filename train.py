@@ -1,8 +1,9 @@
-"""Train one price model per asset of assets.toml and write <model-dir>/<asset>.pkl with its metadata.
+"""Train one price model per asset of assets.toml and write it to <model-dir> with its metadata.
 
 The work is the ``training`` package's (training/pipeline.py); the pair of files is defined in
-artifact.py. An asset whose run fails gets one error line and keeps its previous files
-untouched; the run then exits non-zero. ``python train.py --help`` lists the options.
+artifact/. The model folder is checked and locked before any work (training/model_folder.py):
+one run at a time per folder. An asset whose run fails gets one error line and keeps its
+previous files untouched; the run then exits non-zero. ``python train.py --help`` lists the options.
 """
 
 from __future__ import annotations
@@ -20,21 +21,26 @@ from training.assets import Asset, load_assets
 from training.configs import CANDIDATES, DEFAULT_CONFIG
 from training.errors import TrainingError
 from training.evaluation import GATE_MAX_MAPE_RATIO
+from training.model_folder import MIN_FREE_MB, MIN_FREE_VARIABLE, model_folder
 from training.pipeline import Options, train_asset
 from training.validation import DEFAULT_MIN_ROWS
 
 log = logging.getLogger("train")
 
 DEFAULT_HORIZON_DAYS = 365
+# Ten years past the data: far beyond any honest forecast. With up to 17 years of history it fits
+# the days the API holds for one model (artifact.MAX_SERVED_DAYS: each run checks its own range).
+MAX_HORIZON_DAYS = 3650
 DEFAULT_MAX_STALE_DAYS = 3
 
 
 def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Fetch daily bars of each asset in assets.toml, fit Prophet, and write "
-        "<model-dir>/<asset>.pkl with its metadata <asset>.json.",
+        description="Fetch daily bars of each asset in assets.toml, fit Prophet, and write the model "
+        "to <model-dir> with its metadata <asset>.json. One run at a time per model folder.",
         epilog="Environment: ALPACA_DATA_URL (default Alpaca's), ALPACA_API_KEY and ALPACA_SECRET_KEY "
-        "(optional, raise the rate limit), MODEL_DIR (default --model-dir).",
+        "(optional, raise the rate limit), MODEL_DIR (default --model-dir), "
+        f"{MIN_FREE_VARIABLE} (free space the model folder needs, default {MIN_FREE_MB}).",
     )
     parser.add_argument(
         "--source",
@@ -63,9 +69,10 @@ def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Nam
     )
     parser.add_argument(
         "--horizon-days",
-        type=positive_int,
+        type=horizon_days,
         default=DEFAULT_HORIZON_DAYS,
-        help=f"days past the last bar the API will serve (default {DEFAULT_HORIZON_DAYS})",
+        help=f"days past the last bar the API will serve, 1 to {MAX_HORIZON_DAYS} "
+        f"(default {DEFAULT_HORIZON_DAYS})",
     )
     parser.add_argument(
         "--min-rows",
@@ -113,6 +120,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def horizon_days(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_HORIZON_DAYS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_HORIZON_DAYS} days; got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -148,15 +162,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv, assets)
     configure_logging()
     options = options_from(args)
+    try:
+        with model_folder(options.model_dir):
+            failed = train_assets([assets[key] for key in args.asset or list(assets)], options)
+    except TrainingError as error:
+        log.error("%s", error)
+        return 1
+    return 1 if failed else 0
+
+
+def train_assets(chosen: list[Asset], options: Options) -> list[str]:
+    """Train each asset in turn; returns the keys of those that failed, each logged in one line."""
     now = datetime.now(UTC)
     failed = []
-    for key in args.asset or list(assets):
+    for asset in chosen:
         try:
-            train_asset(assets[key], options, now)
+            train_asset(asset, options, now)
         except TrainingError as error:
-            log.error("training %s failed: %s", key, error)
-            failed.append(key)
-    return 1 if failed else 0
+            log.error("training %s failed: %s", asset.key, error)
+            failed.append(asset.key)
+    return failed
 
 
 if __name__ == "__main__":

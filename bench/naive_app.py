@@ -8,11 +8,15 @@ requested day per request. Besides being slow, its interval for far dates is too
 import logging
 import os
 import pickle  # nosec B403  # loads the model the benchmark just trained
+import sys
 from pathlib import Path
 
 import pandas as pd
-from common import serve_reference
+from common import ROOT, serve_reference
 from flask import Flask, jsonify, request
+
+sys.path.insert(0, str(ROOT))  # artifact/: which model file the metadata names
+import artifact
 
 logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
 
@@ -36,4 +40,5 @@ def create_app(model_path: Path) -> Flask:
 
 
 if __name__ == "__main__":
-    serve_reference(create_app(Path(os.environ["MODEL_DIR"]) / "btc.pkl"))
+    metadata_file = artifact.metadata_path(Path(os.environ["MODEL_DIR"]), "btc")
+    serve_reference(create_app(artifact.model_path(metadata_file, artifact.read_metadata(metadata_file))))

@@ -388,9 +388,11 @@ def check_answers(results: Results, base_url: str) -> None:
 
 
 def check_models_loaded(results: Results, base_url: str, model_files: list[str]) -> None:
-    """Every model of /app/models is served: /models has a card for each .pkl and .json pair."""
+    """Every model of /app/models is served: /models has a card for each .json and its .pkl model."""
     assets = sorted(name.removesuffix(".json") for name in model_files if name.endswith(".json"))
-    pairs = all(f"{asset}.pkl" in model_files for asset in assets)
+    # A metadata names its model: <asset>.<sha256[:16]>.pkl since format 3 (artifact/), <asset>.pkl before.
+    model_name = re.compile(r"(.+?)(\.[0-9a-f]{16})?\.pkl")
+    pairs = set(assets) <= {found[1] for name in model_files if (found := model_name.fullmatch(name))}
     status, cards = get(f"{base_url}/models")
     results.check(
         "every model file loads (a card in /models for each)",
@@ -552,8 +554,8 @@ def check_contents(results: Results, engine: Engine, image: str) -> dict | None:
         return None
     found = json.loads(probe.stdout)
     results.check(
-        "/app holds api.py, artifact.py, serving/, models/ and web/ only",
-        found["app"] == ["api.py", "artifact.py", "models", "serving", "web"],
+        "/app holds api.py, artifact/, serving/, models/ and web/ only",
+        found["app"] == ["api.py", "artifact", "models", "serving", "web"],
         str(found["app"]),
     )
     models_ok = bool(found["models"]) and all(name.endswith((".pkl", ".json")) for name in found["models"])

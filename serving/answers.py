@@ -19,8 +19,7 @@ from artifact import (
     ModelError,
     closes_of,
     forecast_table,
-    read_metadata,
-    read_model,
+    read_pair,
     served_forecast,
 )
 
@@ -108,30 +107,29 @@ def close_answers(history: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, by
     return closes, rows
 
 
-def load_prophet_model(model_path: Path, expected_sha256: str):
-    """The checked model, with prophet's notice that plotly is missing silenced: serving never plots."""
+def load_prophet_model(metadata_file: Path) -> tuple[Metadata, object]:
+    """The checked metadata and model; prophet's notice that plotly is missing is silenced (no plots)."""
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
-    return read_model(model_path, expected_sha256)
+    return read_pair(metadata_file)
 
 
-def serve_model(model_path: Path) -> ServedModel:
-    """Check and load one model, then precompute all its answers."""
-    metadata = read_metadata(model_path)
-    model = load_prophet_model(model_path, metadata["model_sha256"])
+def serve_model(metadata_file: Path) -> ServedModel:
+    """Check and load one model (the metadata and the file it names), then precompute all its answers."""
+    metadata, model = load_prophet_model(metadata_file)
     first_day = date.fromisoformat(metadata["serve"]["first_day"])
     last_day = date.fromisoformat(metadata["serve"]["last_day"])
     if first_day > last_day:
         raise ModelError(f"model metadata serves an empty range {first_day} to {last_day}")
     if (last_day - first_day).days + 1 > MAX_SERVED_DAYS:
         raise ModelError(
-            f"model metadata {model_path.with_suffix('.json')} serves {first_day} to {last_day}, "
+            f"model metadata {metadata_file} serves {first_day} to {last_day}, "
             f"{(last_day - first_day).days + 1} days: more than the {MAX_SERVED_DAYS} one model may serve"
         )
-    named = metadata.get("asset", model_path.stem)
-    if named != model_path.stem:
+    named = metadata.get("asset", metadata_file.stem)
+    if named != metadata_file.stem:
         raise ModelError(
-            f"model metadata {model_path.with_suffix('.json')} is for asset {named!r}, not "
-            f"{model_path.stem!r}: a pair was renamed or copied; retrain {model_path.stem} instead"
+            f"model metadata {metadata_file} is for asset {named!r}, not "
+            f"{metadata_file.stem!r}: a pair was renamed or copied; retrain {metadata_file.stem} instead"
         )
     contract = ForecastContract.from_metadata(metadata)
     data_last_day = date.fromisoformat(metadata["last_day"])
@@ -148,7 +146,7 @@ def serve_model(model_path: Path) -> ServedModel:
         history = model.history.assign(y=np.exp(model.history.y)) if contract.log_target else model.history
     closes, close_rows = close_answers(history)
     return ServedModel(
-        model_path.stem, metadata, first_day, last_day, answers, csv_rows, closes, close_rows,
+        metadata_file.stem, metadata, first_day, last_day, answers, csv_rows, closes, close_rows,
         tuple(contract.levels), heads, level_parts, level_csv,
     )  # fmt: skip
 
@@ -172,8 +170,8 @@ def metadata_files(model_dir: Path) -> list[Path]:
 
 
 def serve_models(model_dir: Path) -> dict[str, ServedModel]:
-    """Every model in the folder, keyed by asset: each <asset>.json names its <asset>.pkl."""
-    models = {path.stem: serve_model(path.with_suffix(".pkl")) for path in metadata_files(model_dir)}
+    """Every model in the folder, keyed by asset: each <asset>.json names its model file."""
+    models = {path.stem: serve_model(path) for path in metadata_files(model_dir)}
     symbols: dict[str, str] = {}
     for key, served in models.items():
         other = symbols.setdefault(served.metadata["symbol"], key)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import api
+import artifact
 from scripts.processes import stop_process
 from serving.answers import ServedModel
 from tests.fake_alpaca import FakeAlpaca, all_redated_bars, start_fake_alpaca, stop_fake_alpaca
@@ -35,6 +36,69 @@ def run_train(*args: str, env: dict | None = None, timeout: float = 900) -> subp
         env={**os.environ, **(env or {})},
         cwd=ROOT,
     )
+
+
+class Output:
+    """Every line a process writes, read by a thread for the process's whole life (a full pipe
+    would block it); a queue hands the lines over as they come, with a deadline and no polling."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self._arrived: queue.Queue[str | None] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.reader.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line)
+            self._arrived.put(line)
+        self._arrived.put(None)  # the process closed its output: it has exited
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match | None:
+        """The next line matching `pattern`; None once the output ends or `timeout` s have passed."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._arrived.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                self._arrived.put(None)  # the end stays visible to the next wait
+                break
+            if found := re.search(pattern, line):
+                return found
+        return None
+
+
+def start_train(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, Output]:
+    """Start train.py in its own process, its output (stderr included) read line by line as it comes."""
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+    return process, Output(process.stdout)
+
+
+def in_namespaces(*options: str, probe: tuple[str, ...] = ("true",)) -> list[str]:
+    """The command prefix that runs a program in new namespaces (`unshare --net`, `--mount`...),
+    once `probe` ran there; the test is skipped, with the reason, where that is not allowed."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("needs unshare (util-linux)")
+    result = subprocess.run([unshare, *options, *probe], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        pytest.skip(f"needs `unshare {' '.join(options)}` (root): {result.stderr.strip()}")
+    return [unshare, *options]
+
+
+def model_file(model_dir: Path, asset: str = "btc") -> Path:
+    """The model file an asset's metadata names."""
+    metadata_file = artifact.metadata_path(model_dir, asset)
+    return artifact.model_path(metadata_file, artifact.read_metadata(metadata_file))
 
 
 @pytest.fixture(scope="session")
@@ -99,32 +163,12 @@ def start_api(model_dir: Path, extra_env: dict | None = None) -> LiveServer:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    # One thread reads every line for the server's whole life (a full pipe would block it);
-    # the queue hands them over as they come, with a deadline and no polling.
-    lines: list[str] = []
-    arrived: queue.Queue[str | None] = queue.Queue()
-
-    def read_output():
-        for line in process.stdout:
-            lines.append(line)
-            arrived.put(line)
-        arrived.put(None)  # the process closed its output: it has exited
-
-    reader = threading.Thread(target=read_output, daemon=True)
-    reader.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            line = arrived.get(timeout=remaining)
-        except queue.Empty:
-            break
-        if line is None:
-            break
-        listening = re.search(r"Serving on (http://\S+)", line)
-        if listening:
-            return LiveServer(process, listening.group(1), lines, reader)
+    output = Output(process.stdout)
+    listening = output.wait_for(r"Serving on (http://\S+)", SERVER_START_TIMEOUT)
+    if listening:
+        return LiveServer(process, listening.group(1), output.lines, output.reader)
     stop_process(process)
-    raise AssertionError("api.py did not start:\n" + "".join(lines))
+    raise AssertionError("api.py did not start:\n" + "".join(output.lines))
 
 
 @pytest.fixture(scope="session")

@@ -93,13 +93,15 @@ def load() -> list[dict]:
 
 def record(model_dir: Path) -> None:
     from api import create_app
+    from artifact import model_path, read_metadata
 
     if GOLDEN_MODELS.exists():
         shutil.rmtree(GOLDEN_MODELS)
     GOLDEN_MODELS.mkdir(parents=True)
     for path in sorted(model_dir.glob("*.json")):
         shutil.copy2(path, GOLDEN_MODELS / path.name)
-        shutil.copy2(path.with_suffix(".pkl"), GOLDEN_MODELS / path.with_suffix(".pkl").name)
+        model = model_path(path, read_metadata(path))  # the model file the metadata names
+        shutil.copy2(model, GOLDEN_MODELS / model.name)
     recorded = answers(create_app(GOLDEN_MODELS).test_client())
     GOLDEN_ANSWERS.write_bytes(gzip.compress(json.dumps(recorded).encode(), mtime=0))
     print(f"recorded {len(recorded)} answers in {GOLDEN_ANSWERS}")

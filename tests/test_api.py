@@ -17,6 +17,7 @@ import api
 import artifact
 from artifact import Interval
 from serving.answers import price
+from tests.conftest import model_file
 
 FORECAST_KEYS = ["date", "prediction", "prediction_low", "prediction_high"]
 
@@ -64,8 +65,8 @@ def load_pickle(path):
 
 
 def test_answers_follow_the_forecast_contract(model_dir, served, client):
-    """artifact.py: days with data answer their close; later ones hold the trend, anchor, calibrate."""
-    model = load_pickle(model_dir / "btc.pkl")
+    """artifact/: days with data answer their close; later ones hold the trend, anchor, calibrate."""
+    model = load_pickle(model_file(model_dir))
     contract = served.metadata["forecast"]
     last_day = pd.Timestamp(served.metadata["last_day"])
     days = [pd.Timestamp("2024-06-01"), last_day] + [
@@ -110,7 +111,7 @@ def test_far_band_of_prophets_own_interval_is_the_dense_grid_band(uncalibrated_m
     """Without a calibrated interval the API serves Prophet's: for a far day, the dense grid's band."""
     served = api.create_app(uncalibrated_model_dir).extensions["served_models"]["btc"]
     assert served.metadata["forecast"]["interval"] is None
-    model = load_pickle(uncalibrated_model_dir / "btc.pkl")
+    model = load_pickle(model_file(uncalibrated_model_dir))
     grid = pd.DataFrame({"ds": pd.date_range(served.first_day, served.last_day)})
     widths = []  # in log price: the contract's shifts move both bounds alike
     for seed in (1, 2):
@@ -267,34 +268,34 @@ def test_refuses_an_empty_model_folder(tmp_path):
 
 
 def test_refuses_metadata_without_its_model(model_dir_copy):
-    (model_dir_copy / "btc.pkl").unlink()
-    with pytest.raises(api.ModelError, match=r"btc\.pkl cannot be read"):
+    model_file(model_dir_copy).unlink()
+    with pytest.raises(api.ModelError, match=r"btc\.[0-9a-f]{16}\.pkl cannot be read"):
         api.create_app(model_dir_copy)
 
 
 def test_refuses_a_truncated_model(model_dir_copy):
-    path = model_dir_copy / "btc.pkl"
+    path = model_file(model_dir_copy)
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(api.ModelError, match=r"sha256 .* but its metadata expects"):
         api.create_app(model_dir_copy)
 
 
-def rewrite_with_matching_sha(model_path, content: bytes) -> None:
-    model_path.write_bytes(content)
-    metadata_path = artifact.metadata_path(model_path)
+def rewrite_with_matching_sha(model_dir, asset: str, content: bytes) -> None:
+    model_file(model_dir, asset).write_bytes(content)
+    metadata_path = artifact.metadata_path(model_dir, asset)
     metadata = json.loads(metadata_path.read_text())
     metadata["model_sha256"] = hashlib.sha256(content).hexdigest()
     metadata_path.write_text(json.dumps(metadata))
 
 
 def test_refuses_a_file_that_is_not_a_pickle(model_dir_copy):
-    rewrite_with_matching_sha(model_dir_copy / "btc.pkl", b"not a pickle at all")
+    rewrite_with_matching_sha(model_dir_copy, "btc", b"not a pickle at all")
     with pytest.raises(api.ModelError, match="not a readable pickle"):
         api.create_app(model_dir_copy)
 
 
 def test_refuses_a_pickle_of_the_wrong_thing(model_dir_copy):
-    rewrite_with_matching_sha(model_dir_copy / "eth.pkl", pickle.dumps({"model": "no"}))
+    rewrite_with_matching_sha(model_dir_copy, "eth", pickle.dumps({"model": "no"}))
     with pytest.raises(api.ModelError, match="holds a dict, not a fitted Prophet model"):
         api.create_app(model_dir_copy)
 
@@ -343,7 +344,7 @@ def test_metadata_without_a_contract_serves_prophets_output_as_it_is(model_dir_c
     """Format-1 metadata had no "forecast": the model predicted the close itself."""
     rewrite_metadata(model_dir_copy, lambda m: m.pop("forecast"))
     served = api.create_app(model_dir_copy).extensions["served_models"]["btc"]
-    model = load_pickle(model_dir_copy / "btc.pkl")
+    model = load_pickle(model_file(model_dir_copy))
     yhat = model.predict(pd.DataFrame({"ds": pd.to_datetime(["2024-06-01", "2027-06-01"])})).yhat
     for day, expected in zip(["2024-06-01", "2027-06-01"], yhat, strict=True):
         assert json.loads(served.answers[day])["prediction"] == pytest.approx(expected, abs=0.01)

@@ -17,7 +17,7 @@ from werkzeug.http import http_date
 import api
 import serving.routes
 from serving.caching import CACHE_MAX_AGE, cache_validators
-from tests.conftest import ROOT
+from tests.conftest import ROOT, model_file
 
 FORECAST = "/bitcoin?date=2024-06-01"
 
@@ -177,7 +177,7 @@ def test_cors_on_errors_too(live_server):
 
 
 def replace_model(model_dir, content: bytes, update_sha: bool) -> None:
-    (model_dir / "btc.pkl").write_bytes(content)
+    model_file(model_dir).write_bytes(content)
     if update_sha:
         metadata = json.loads((model_dir / "btc.json").read_text())
         metadata["model_sha256"] = hashlib.sha256(content).hexdigest()
@@ -190,13 +190,13 @@ def flip_one_byte(content: bytes) -> bytes:
 
 
 DAMAGES = {
-    "missing": (lambda d: (d / "btc.pkl").unlink(), "btc.pkl cannot be read"),
+    "missing": (lambda d: model_file(d).unlink(), ".pkl cannot be read"),
     "truncated": (
-        lambda d: replace_model(d, (d / "btc.pkl").read_bytes()[:4096], update_sha=False),
+        lambda d: replace_model(d, model_file(d).read_bytes()[:4096], update_sha=False),
         "the file was changed or truncated after training",
     ),
     "one byte changed": (
-        lambda d: replace_model(d, flip_one_byte((d / "btc.pkl").read_bytes()), update_sha=False),
+        lambda d: replace_model(d, flip_one_byte(model_file(d).read_bytes()), update_sha=False),
         "the file was changed or truncated after training",
     ),
     "not a pickle": (

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,15 +14,16 @@ import pytest
 import artifact
 from artifact import LEVELS
 from scripts.processes import free_port
-from tests.conftest import run_train
-from training import configs, errors, validation
+from tests.conftest import model_file, run_train
+from training import configs, errors, pipeline, validation
 from training.assets import load_assets
 
 NOW = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 
 
 def model_files(model_dir, asset: str = "btc") -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (model_dir / f"{asset}.pkl", model_dir / f"{asset}.json")}
+    """The asset's metadata and the model file it names."""
+    return {p.name: p.read_bytes() for p in (model_file(model_dir, asset), model_dir / f"{asset}.json")}
 
 
 def read_metadata(model_dir, asset: str = "btc") -> dict:
@@ -52,8 +54,10 @@ def test_trains_every_asset_from_alpaca_through_the_sdk(fake_alpaca, tmp_path):
         assert metadata["first_day"] == "2023-01-01"
         assert metadata["last_day"] == last_closed.isoformat()
         assert metadata["rows"] == (last_closed - date(2023, 1, 1)).days + 1
-        model_bytes = (tmp_path / f"{asset}.pkl").read_bytes()
+        model_bytes = model_file(tmp_path, asset).read_bytes()
         assert metadata["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
+        assert metadata["format"] == 3
+        assert metadata["model_file"] == f"{asset}.{metadata['model_sha256'][:16]}.pkl"
         assert metadata["serve"] == {
             "first_day": "2023-01-01",
             "last_day": (last_closed + timedelta(days=365)).isoformat(),
@@ -179,13 +183,15 @@ def test_too_little_history_for_a_backtest_is_refused(fake_alpaca, tmp_path):
 
 def test_unreachable_alpaca_fails_with_one_line_and_keeps_the_old_model(model_dir_copy):
     before = model_files(model_dir_copy)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     result = run_train(
         "--source", "alpaca", "--asset", "btc", "--model-dir", str(model_dir_copy),
-        env={"ALPACA_DATA_URL": f"http://127.0.0.1:{free_port()}"},
+        env={"ALPACA_DATA_URL": url},
     )  # fmt: skip
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and "training btc failed: could not fetch bars" in errors[0], result.stderr
+    assert len(errors) == 1, result.stderr
+    assert f"training btc failed: could not fetch bars from {url}: connection refused" in errors[0]
     assert "Traceback" not in result.stderr
     assert model_files(model_dir_copy) == before
     assert len(list(model_dir_copy.iterdir())) == 4  # no temp files left
@@ -231,12 +237,30 @@ def test_help_describes_the_options():
         (["--asset", "doge"], "--asset"),
         (["--candidate", "prophet-defaults"], "--candidate"),
         (["--max-mape-ratio", "0"], "--max-mape-ratio"),
+        (["--horizon-days", "0"], "--horizon-days: must be from 1 to 3650 days; got 0"),
+        (["--horizon-days", "3000000"], "--horizon-days: must be from 1 to 3650 days; got 3000000"),
+        (["--horizon-days", "1e3"], "--horizon-days: invalid horizon_days value: '1e3'"),
     ],
 )
 def test_rejects_bad_arguments(args, complaint):
     result = run_train(*args)
     assert result.returncode == 2
     assert complaint in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_served_range_larger_than_the_api_holds_is_refused_before_the_backtest(monkeypatch, caplog):
+    """Ten years of horizon fit beside 17 years of history; past that, training refuses up front."""
+    options = pipeline.Options("snapshot", date(2015, 1, 1), Path("unused"), 3650, 365, 3)
+    frame = validate(daily_bars(days=artifact.MAX_SERVED_DAYS - 3650), max_stale_days=None)
+    pipeline.check_served_range(frame, pipeline.considered_configs(options), 3650)  # exactly the limit
+    with pytest.raises(errors.TrainingError, match=r"would serve 10001 days .* more than the 10000"):
+        pipeline.check_served_range(frame, pipeline.considered_configs(options), 3651)
+    # In a run: the snapshot's 4,356 days and 3,650 more, held to a lower limit, stop before any fit.
+    monkeypatch.setattr(pipeline, "MAX_SERVED_DAYS", 8000)
+    with caplog.at_level("INFO"), pytest.raises(errors.TrainingError, match="would serve 8006 days"):
+        pipeline.train_asset(load_assets()["btc"], options, NOW)
+    assert not [r for r in caplog.records if "backtest" in r.getMessage() or "fitting" in r.getMessage()]
 
 
 def test_assets_come_from_the_configuration():
@@ -297,32 +321,3 @@ def test_drops_the_still_open_day():
     bars = daily_bars(end="2026-08-21")
     assert validation.drop_open_day(bars, NOW).index[-1] == pd.Timestamp("2026-08-20")
     assert len(validation.drop_open_day(bars, NOW + timedelta(days=1))) == 400
-
-
-def test_write_artifacts_replaces_both_files(tmp_path):
-    path = tmp_path / "sub" / "model.pkl"
-    artifact.write_pair(path, b"first", {"n": 1})
-    artifact.write_pair(path, b"second", {"n": 2})
-    assert path.read_bytes() == b"second"
-    assert json.loads(artifact.metadata_path(path).read_text()) == {"n": 2}
-    assert sorted(p.name for p in path.parent.iterdir()) == ["model.json", "model.pkl"]
-    assert {oct(p.stat().st_mode & 0o777) for p in path.parent.iterdir()} == {
-        "0o644"
-    }  # readable by the server
-
-
-def test_a_failed_write_leaves_no_staged_file(tmp_path, monkeypatch):
-    path = tmp_path / "model.pkl"
-    artifact.write_pair(path, b"old", {"n": 0})
-    real_stage = artifact._stage
-
-    def stage_then_fail_on_metadata(final, content):  # a full disk, which a test cannot make for real
-        if final.suffix == ".json":
-            raise OSError(28, "No space left on device")
-        return real_stage(final, content)
-
-    monkeypatch.setattr(artifact, "_stage", stage_then_fail_on_metadata)
-    with pytest.raises(OSError, match="No space left"):
-        artifact.write_pair(path, b"new", {"n": 1})
-    assert path.read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.pkl"]

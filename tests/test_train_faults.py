@@ -10,6 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,8 +21,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from artifact import read_model
+from scripts.processes import free_port
 from tests import fake_alpaca as fa
-from tests.conftest import run_train
+from tests.conftest import ROOT, in_namespaces, run_train
+from training.alpaca import alpaca_client, base_url
 
 # Short limits so a hung server costs seconds, not minutes; the production defaults are in train.py.
 FAST_LIMITS = {"ALPACA_CONNECT_TIMEOUT": "2", "ALPACA_READ_TIMEOUT": "1", "ALPACA_FETCH_DEADLINE": "20"}
@@ -142,14 +148,17 @@ def test_fault(case: Case, fake_alpaca, model_dir_copy):
 def assert_good_model(model_dir, before: dict[str, bytes], last_closed_day: str) -> None:
     """A new BTC model, from Alpaca's data, that the API accepts; ETH untouched."""
     after = model_files(model_dir)
-    assert set(after) == set(before)  # no temp files left
-    assert after["btc.pkl"] != before["btc.pkl"]
-    assert (after["eth.pkl"], after["eth.json"]) == (before["eth.pkl"], before["eth.json"])
-    metadata = json.loads(after["btc.json"])
+    metadata, old_model = json.loads(after["btc.json"]), json.loads(before["btc.json"])["model_file"]
+    # The new model replaced the old one, and no temp file was left.
+    assert set(after) == set(before) - {old_model} | {metadata["model_file"]}
+    assert after[metadata["model_file"]] != before[old_model]
+    assert {k: v for k, v in after.items() if k.startswith("eth.")} == {
+        k: v for k, v in before.items() if k.startswith("eth.")
+    }
     assert metadata["source"] == "alpaca"
     assert metadata["last_day"] == last_closed_day
-    assert metadata["model_sha256"] == hashlib.sha256(after["btc.pkl"]).hexdigest()
-    assert read_model(model_dir / "btc.pkl", metadata["model_sha256"]).history is not None
+    assert metadata["model_sha256"] == hashlib.sha256(after[metadata["model_file"]]).hexdigest()
+    assert read_model(model_dir / metadata["model_file"], metadata["model_sha256"]).history is not None
 
 
 def test_bad_time_limit_settings_fail_with_one_line(model_dir_copy, fake_alpaca):
@@ -163,3 +172,83 @@ def test_bad_time_limit_settings_fail_with_one_line(model_dir_copy, fake_alpaca)
         result.stderr
     )
     assert model_files(model_dir_copy) == before
+
+
+# ---------------------------------------------------------------- where the connection fails
+
+
+def failed_fetch(url: str, model_dir, wrapper: list[str] | tuple = ()) -> str:
+    """Run train.py against `url` (under `wrapper`, if any); it must fail with one ERROR line, returned."""
+    command = [*wrapper, sys.executable, str(ROOT / "train.py"), "--source", "alpaca", "--asset", "btc"]
+    result = subprocess.run(
+        [*command, "--model-dir", str(model_dir), "--no-backtest"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        env={**os.environ, **FAST_LIMITS, "ALPACA_DATA_URL": url},
+        cwd=ROOT,
+    )
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert result.returncode == 1 and len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"fetching daily BTC/USD bars from {url} since" in result.stderr  # the URL, not the SDK's enum
+    return errors[0].split(" ERROR ")[-1]
+
+
+def test_a_refused_connection_is_named_as_such(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    assert failed_fetch(url, tmp_path) == (
+        f"train: training btc failed: could not fetch bars from {url}: "
+        "connection refused: nothing listens at that address and port"
+    )
+
+
+def test_a_host_name_that_does_not_resolve_is_named_as_such(tmp_path):
+    # The resolver may ask a name server beyond loopback, even for a reserved .invalid name:
+    # train.py runs in a network namespace of its own, where no interface is up and no query
+    # can leave.
+    message = failed_fetch("http://alpaca.invalid", tmp_path, in_namespaces("--net"))
+    assert message.startswith(
+        "train: training btc failed: could not fetch bars from http://alpaca.invalid: "
+        "could not resolve the host name ("
+    ), message
+
+
+@pytest.fixture
+def full_backlog():
+    """A loopback port whose listen queue is full: a new connection there is never accepted."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    queued = []
+    try:
+        for _ in range(16):  # a backlog of 0 holds one or two connections
+            client = socket.socket()
+            client.settimeout(0.5)
+            queued.append(client)
+            try:
+                client.connect(server.getsockname())
+            except TimeoutError:
+                break
+        else:
+            pytest.fail("the listen queue never filled up")
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        for client in queued:
+            client.close()
+        server.close()
+
+
+def test_a_connect_timeout_is_named_as_such(full_backlog, tmp_path):
+    assert failed_fetch(full_backlog, tmp_path) == (
+        f"train: training btc failed: could not fetch bars from {full_backlog}: "
+        "could not connect within 2 s (connect timeout)"
+    )
+
+
+# alpaca-py imports websockets' legacy module, which warns; train.py's own processes hide it.
+@pytest.mark.filterwarnings("ignore:websockets.legacy is deprecated:DeprecationWarning")
+def test_without_an_override_the_url_is_alpacas():
+    """The SDK keeps its default URL as an enum; the log and the errors show the URL itself."""
+    assert base_url(alpaca_client(None, None, None)) == "https://data.alpaca.markets"
+    assert base_url(alpaca_client("http://127.0.0.1:1", None, None)) == "http://127.0.0.1:1"

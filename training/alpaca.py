@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
@@ -120,7 +121,7 @@ def fetch_bars(client, symbol: str, start: date, now: datetime) -> Bars:
         start=datetime.combine(start, datetime.min.time(), tzinfo=UTC),
         end=now,
     )
-    url = client._base_url
+    url = base_url(client)
     log.info("fetching daily %s bars from %s since %s", symbol, url, start)
     try:
         with deadline(time_limit("ALPACA_FETCH_DEADLINE"), f"fetching {symbol} bars from {url}"):
@@ -143,6 +144,12 @@ def fetch_bars(client, symbol: str, start: date, now: datetime) -> Bars:
     return Bars(index_by_day(frame, "timestamp"), "alpaca", url)
 
 
+def base_url(client) -> str:
+    """The URL the client asks: url_override, or the SDK's default (an enum whose value is the URL)."""
+    url = client._base_url
+    return str(getattr(url, "value", url))
+
+
 @contextmanager
 def deadline(seconds: float, what: str):
     """Raise FetchError in the block if it runs longer than `seconds` (main thread only: SIGALRM)."""
@@ -163,15 +170,29 @@ def fetch_problem(error: Exception) -> str:
     """What went wrong talking to Alpaca, in words an operator can act on."""
     from alpaca.common.exceptions import APIError
     from requests import exceptions as http
-    from urllib3.exceptions import ConnectTimeoutError
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
     from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-    root = innermost(error)
+    chain = causes(error)
+    root = chain[-1]
+
+    def found(kind):
+        return next((cause for cause in chain if isinstance(cause, kind)), None)
+
     if isinstance(error, APIError):
         return f"HTTP {error.status_code}: {short(error)}"
-    if isinstance(root, ConnectTimeoutError):
-        return f"could not connect within {time_limit('ALPACA_CONNECT_TIMEOUT'):g} s"
-    if isinstance(root, TimeoutError | Urllib3Timeout):
+    # urllib3's NameResolutionError and NewConnectionError are ConnectTimeoutErrors too: they go first.
+    if resolution := found(socket.gaierror):
+        return f"could not resolve the host name ({resolution.strerror or short(resolution)})"
+    if found(NameResolutionError):
+        return f"could not resolve the host name ({short(root)})"
+    if found(ConnectionRefusedError):
+        return "connection refused: nothing listens at that address and port"
+    if found(NewConnectionError):
+        return f"could not connect: {short(root)}"
+    if found(ConnectTimeoutError):
+        return f"could not connect within {time_limit('ALPACA_CONNECT_TIMEOUT'):g} s (connect timeout)"
+    if found(TimeoutError | Urllib3Timeout):
         return f"no data for {time_limit('ALPACA_READ_TIMEOUT'):g} s (read timeout)"
     if isinstance(error, http.ConnectionError | http.ChunkedEncodingError):
         return f"connection failed: {short(root)}"
@@ -180,13 +201,17 @@ def fetch_problem(error: Exception) -> str:
     return short(error)
 
 
-def innermost(error: BaseException) -> BaseException:
-    """The exception at the bottom of a requests/urllib3 wrapping (`reason`, or an exception arg)."""
+def causes(error: BaseException) -> list[BaseException]:
+    """The error and the ones it wraps, outermost first: requests and urllib3 nest them in
+    `reason`, in an exception argument, or as the exception's cause."""
+    chain = [error]
     for _ in range(10):  # these chains are a few levels deep; never loop forever
         inner = getattr(error, "reason", None)
         if not isinstance(inner, BaseException):
             inner = next((arg for arg in reversed(error.args) if isinstance(arg, BaseException)), None)
-        if inner is None or inner is error:
+        inner = inner or error.__cause__
+        if inner is None or inner in chain:
             break
+        chain.append(inner)
         error = inner
-    return error
+    return chain

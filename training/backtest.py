@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +12,7 @@ import pandas as pd
 
 from training.configs import Config, fit, forecast_prices, training_window
 from training.errors import QualityError
+from training.workers import map_with_progress, worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,8 @@ def run_backtest(
     )  # fmt: skip
     results = []
     if tasks:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=quiet_libraries) as pool:
-            results = list(pool.map(forecast_at_cutoff, *zip(*tasks, strict=True)))
+        with worker_pool(jobs, quiet_libraries) as pool:
+            results = map_with_progress(pool, forecast_at_cutoff, tasks, "backtest")
     paths = baseline_paths(frame, cutoffs, days_ahead)
     for i, config in enumerate(configs):
         per_cutoff = results[i * len(cutoffs) : (i + 1) * len(cutoffs)]

@@ -113,7 +113,7 @@ def contract(config: Config, fitted: Fitted, interval=None) -> ForecastContract:
 def forecast_prices(config: Config, fitted: Fitted, last_day: pd.Timestamp, days_ahead: int):
     """USD forecasts for the days after `last_day`: (prediction, Prophet's lower, upper bound).
 
-    Exactly what the API serves for those days, Prophet's own interval aside (artifact.py);
+    Exactly what the API serves for those days, Prophet's own interval aside (artifact/);
     the bounds are None for a model fitted without uncertainty samples.
     """
     table = forecast_table(fitted.model, last_day, last_day + pd.Timedelta(days=days_ahead))

@@ -1,5 +1,7 @@
 """The errors that stop a training run; each message is the one line the operator sees."""
 
+import errno
+
 
 class TrainingError(Exception):
     """A run that must stop: the message is the one line the operator sees."""
@@ -17,3 +19,10 @@ def short(error: BaseException) -> str:
     """One line describing an exception, whatever its message looks like."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def os_problem(error: OSError) -> str:
+    """An OSError in words an operator can act on: "No space left on device (ENOSPC)"."""
+    name = errno.errorcode.get(error.errno or 0)
+    text = error.strerror or short(error)
+    return f"{text} ({name})" if name else text

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from artifact import METADATA_FORMAT, Metadata, metadata_path, write_pair
+from artifact import MAX_SERVED_DAYS, METADATA_FORMAT, Metadata, metadata_path, model_file_name, write_pair
 from training.alpaca import alpaca_client, fetch_bars
 from training.assets import Asset
 from training.configs import CANDIDATES, DEFAULT_CONFIG, Config, Fitted, contract, fit, training_window
-from training.errors import FetchError
+from training.errors import FetchError, TrainingError, os_problem
 from training.evaluation import Choice, choose_and_check
 from training.sources import Bars, load_snapshot
 from training.validation import drop_open_day, validate_bars
@@ -69,12 +69,34 @@ def load_bars(asset: Asset, source: str, start: date, now: datetime) -> Bars:
         return load_snapshot(asset.snapshot)
 
 
-def incumbent(model_path: Path) -> str | None:
+def incumbent(metadata_file: Path) -> str | None:
     """The configuration of the model this run replaces, if there is a readable one."""
     try:
-        return json.loads(metadata_path(model_path).read_text())["config"]["name"]
+        return json.loads(metadata_file.read_text())["config"]["name"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def considered_configs(options: Options) -> list[Config]:
+    """The configurations the run may serve: the candidates it backtests, or the default without one."""
+    if not options.backtest:
+        return [DEFAULT_CONFIG]
+    return [c for c in CANDIDATES if not options.candidates or c.name in options.candidates]
+
+
+def check_served_range(frame: pd.DataFrame, horizon_days: int) -> None:
+    """Refuse, before any fit, a run whose model would serve more days than the API holds for one.
+
+    Every validated day is served (days with data answer their close), then the horizon.
+    """
+    first_day, last_day = frame.ds.iloc[0].date(), frame.ds.iloc[-1].date()
+    days = (last_day - first_day).days + 1 + horizon_days
+    if days > MAX_SERVED_DAYS:
+        raise TrainingError(
+            f"the model would serve {days} days ({first_day} to {last_day} and {horizon_days} more), "
+            f"more than the {MAX_SERVED_DAYS} the API holds for one model: lower --horizon-days or "
+            "fetch from a later --start"
+        )
 
 
 def choose_config(frame: pd.DataFrame, options: Options, previous: str | None) -> Choice | None:
@@ -82,10 +104,10 @@ def choose_config(frame: pd.DataFrame, options: Options, previous: str | None) -
     if not options.backtest:
         log.warning("skipping the backtest: %s serves Prophet's own interval", DEFAULT_CONFIG.name)
         return None
-    candidates = [c for c in CANDIDATES if not options.candidates or c.name in options.candidates]
     return choose_and_check(
-        frame, candidates, jobs=options.jobs, max_mape_ratio=options.max_mape_ratio, incumbent=previous
-    )
+        frame, considered_configs(options), jobs=options.jobs, max_mape_ratio=options.max_mape_ratio,
+        incumbent=previous,
+    )  # fmt: skip
 
 
 def fit_model(config: Config, frame: pd.DataFrame) -> Fitted:
@@ -109,6 +131,7 @@ def build_metadata(
 ) -> Metadata:
     """The model card the API checks and shows: provenance, versions, sha256, served range."""
     first_day, last_day = frame.ds.iloc[0].date(), frame.ds.iloc[-1].date()
+    sha256 = hashlib.sha256(model_bytes).hexdigest()
     return {
         "format": METADATA_FORMAT,
         "asset": asset.key,
@@ -121,7 +144,8 @@ def build_metadata(
         "last_day": last_day.isoformat(),
         "rows": len(frame),
         "versions": {"python": platform.python_version(), **{name: version(name) for name in LIBRARIES}},
-        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "model_sha256": sha256,
+        "model_file": model_file_name(asset.key, sha256),
         "serve": {
             "first_day": first_day.isoformat(),
             "last_day": (last_day + timedelta(days=horizon_days)).isoformat(),
@@ -135,8 +159,8 @@ def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
     closed = drop_open_day(bars.frame, now)
     stale_limit = options.max_stale_days if bars.source == "alpaca" else None
     frame = validate_bars(closed, min_rows=options.min_rows, max_stale_days=stale_limit, now=now)
-    model_path = options.model_dir / f"{asset.key}.pkl"
-    choice = choose_config(frame, options, incumbent(model_path))
+    check_served_range(frame, options.horizon_days)
+    choice = choose_config(frame, options, incumbent(metadata_path(options.model_dir, asset.key)))
     config = choice.config if choice else DEFAULT_CONFIG
     fitted = fit_model(config, frame)
     model_bytes = pickle.dumps(fitted.model, protocol=pickle.HIGHEST_PROTOCOL)
@@ -151,11 +175,17 @@ def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
         "first_day": frame.ds.iloc[0].date().isoformat(),
         "values": [float(v) for v in frame.y.to_numpy()],
     }
-    write_pair(model_path, model_bytes, metadata)
+    metadata_file = metadata_path(options.model_dir, asset.key)
+    try:
+        write_pair(metadata_file, model_bytes, metadata)
+    except OSError as error:
+        raise TrainingError(
+            f"could not write the model to {options.model_dir}: {os_problem(error)}"
+        ) from error
     log.info(
         "wrote %s and %s (serves %s to %s)",
-        model_path,
-        metadata_path(model_path).name,
+        metadata_file.with_name(metadata["model_file"]),
+        metadata_file.name,
         metadata["serve"]["first_day"],
         metadata["serve"]["last_day"],
     )

@@ -1,194 +1,15 @@
-"""The model artifact and the forecast it serves: the one definition that training, the backtest,
-the API and the notebook share. Pure: numpy and pandas (and pickle) only.
-
-The artifact is a pair of files per asset in the model folder (default ``models/``):
-
-``<asset>.pkl``
-    A pickled, fitted ``prophet.Prophet``. It is unpickled only after its sha256 matches the one
-    its metadata names.
-``<asset>.json``
-    The metadata (:class:`Metadata`), format :data:`METADATA_FORMAT`; the API reads the formats
-    in :data:`READABLE_FORMATS`. ``serve`` is the range of days the API answers. ``forecast``
-    (:class:`ForecastContract`) says how the model's output becomes served USD prices:
-
-    - ``target``: ``"close"`` (Prophet models the close) or ``"log_close"`` (it models the log
-      close; outputs are exponentiated);
-    - ``level_offset``: added to the model's output on days after the last training day, so that
-      the forecast starts from the last close;
-    - ``hold_trend``: after the last training day the trend stays at its value on that day;
-    - ``interval``: ``null`` (serve Prophet's own 80% interval) or the calibrated interval
-      (:class:`Interval`): at each ``horizon_days`` knot, ``lower`` and ``upper`` are
-      log(bound / prediction); between knots they are interpolated linearly, past the last knot
-      they grow like sqrt(h). ``width`` is :data:`SERVED_INTERVAL_WIDTH`.
-
-    Metadata without ``forecast`` (format 1) means Prophet on the close, as it is.
-
-Every day of the served range is forecast on one dense daily grid with a fixed seed
-(:func:`forecast_table`): Prophet simulates future trend changes only at the rows it is asked
-about, so this is the only way to honest far-future bands, and the same request always gets the
-same answer. :func:`served_forecast` applies the contract. :func:`write_pair` replaces both files
-atomically; :func:`read_metadata` and :func:`read_model` check them.
-"""
+"""The forecast contract and the served forecast: how a fitted model's output becomes USD prices."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
-import os
-import pickle  # nosec B403  # only a model whose sha256 matches its metadata is unpickled
-import tempfile
 from dataclasses import dataclass
-from datetime import date, datetime
-from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
-METADATA_FORMAT = 3  # 2 added "forecast", "config", "backtest"; 3 adds levels, "closes" and past_days
-READABLE_FORMATS = (1, 2, 3)
-SERVED_INTERVAL_WIDTH = 0.8  # the answers without a `level` are 80% intervals
-SERVED_LEVEL = 80  # the same, in percent
-LEVELS = (50, 80, 90, 95)  # the interval levels a client may ask for, each calibrated
-FORECAST_SEED = 0  # Prophet draws its intervals at random; a fixed seed makes them reproducible
-DEFAULT_MODEL_DIR = "models"
-# Days one model may serve: the API holds every answer in memory, and Prophet simulates the whole
-# range at once (1,000 samples a day). 10,000 days is over 27 years of history and forecast.
-MAX_SERVED_DAYS = 10_000
-
-
-class ModelError(Exception):
-    """A model file or its metadata cannot be served; the message says which and why."""
-
-
-class ServedRange(TypedDict):
-    first_day: str  # YYYY-MM-DD
-    last_day: str
-
-
-class Closes(TypedDict):
-    first_day: str  # the day of values[0]; one value per day after it
-    values: list[float]  # USD
-
-
-class Metadata(TypedDict):
-    """``<asset>.json``: the model card the API checks and shows."""
-
-    format: int
-    asset: NotRequired[str]  # the asset's name in URLs and file names: btc
-    name: str  # Bitcoin
-    symbol: str  # Alpaca's symbol: BTC/USD
-    trained_at: str  # ISO 8601 with a time zone; Z for UTC
-    source: NotRequired[str]  # "alpaca" or "snapshot"
-    origin: NotRequired[str]  # the URL or file the data came from
-    first_day: str  # first and last day of the training data
-    last_day: str
-    rows: NotRequired[int]
-    versions: NotRequired[dict[str, str]]  # library versions used for training
-    model_sha256: str
-    serve: ServedRange
-    forecast: NotRequired[dict[str, Any]]  # ForecastContract.to_json()
-    config: NotRequired[dict[str, Any]]  # the training configuration
-    backtest: NotRequired[dict[str, Any] | None]  # the backtest summary
-    closes: NotRequired[Closes]  # format 3: every validated close, whatever window the model was fitted on
-
-
-# ---------------------------------------------------------------- the pair of files
-
-
-def metadata_path(model_path: Path) -> Path:
-    """Where the metadata of a model file lives: the same name with a .json suffix."""
-    return model_path.with_suffix(".json")
-
-
-def trained_at(metadata: Metadata) -> datetime:
-    """When the model was trained (ISO 8601; a trailing Z means UTC)."""
-    return datetime.fromisoformat(metadata["trained_at"].replace("Z", "+00:00"))
-
-
-def check_metadata(metadata: dict) -> Metadata:
-    """The metadata, once every field the API relies on is checked; raises ValueError, KeyError, TypeError."""
-    if metadata["format"] not in READABLE_FORMATS:
-        raise ValueError(f"metadata format {metadata['format']!r} is not one of {READABLE_FORMATS}")
-    for field in ("first_day", "last_day"):
-        date.fromisoformat(metadata["serve"][field])
-        date.fromisoformat(metadata[field])
-    for field in ("model_sha256", "trained_at", "symbol", "name"):
-        if not isinstance(metadata[field], str):
-            raise TypeError(f"{field} is not a string")
-    if trained_at(metadata).tzinfo is None:
-        raise ValueError(f"trained_at {metadata['trained_at']!r} has no time zone")
-    if not isinstance(metadata.get("forecast") or {}, dict):
-        raise TypeError("forecast is not an object")
-    return metadata
-
-
-def read_metadata(model_path: Path) -> Metadata:
-    """The metadata written beside the model, checked; ModelError says what is wrong."""
-    path = metadata_path(model_path)
-    try:
-        return check_metadata(json.loads(path.read_text()))
-    except FileNotFoundError as error:
-        raise ModelError(f"model metadata {path} not found (run train.py)") from error
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ModelError(f"model metadata {path} is unreadable: {error!r}") from error
-
-
-def read_model(model_path: Path, expected_sha256: str):
-    """Unpickle the model, but only once its bytes match the sha256 its metadata names."""
-    try:
-        content = model_path.read_bytes()
-    except OSError as error:
-        raise ModelError(f"model {model_path} cannot be read: {error.strerror or error}") from error
-    actual = hashlib.sha256(content).hexdigest()
-    if actual != expected_sha256:
-        raise ModelError(
-            f"model {model_path} has sha256 {actual}, but its metadata expects {expected_sha256}: "
-            "the file was changed or truncated after training"
-        )
-    try:
-        # Trusted input: a local file, written by train.py and matched to its metadata above.
-        model = pickle.loads(content)  # noqa: S301  # nosec B301
-    except Exception as error:
-        raise ModelError(f"model {model_path} is not a readable pickle: {error!r}") from error
-    fitted_prophet = type(model).__module__.startswith("prophet.") and type(model).__name__ == "Prophet"
-    if not fitted_prophet or getattr(model, "history", None) is None:
-        raise ModelError(f"model {model_path} holds a {type(model).__name__}, not a fitted Prophet model")
-    return model
-
-
-def write_pair(model_path: Path, model_bytes: bytes, metadata: Metadata) -> None:
-    """Write model and metadata atomically: each to a temp file in the same folder, then rename."""
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    metadata_bytes = (json.dumps(metadata, indent=2) + "\n").encode()
-    staged = [(_stage(model_path, model_bytes), model_path)]
-    try:
-        staged.append((_stage(metadata_path(model_path), metadata_bytes), metadata_path(model_path)))
-    except BaseException:
-        staged[0][0].unlink()  # the staged model alone must not stay behind
-        raise
-    # The model goes first: if the process dies in between, the sha256 in the old metadata no
-    # longer matches and the API refuses the pair instead of serving it.
-    for temp, final in staged:
-        os.replace(temp, final)
-
-
-def _stage(final: Path, content: bytes) -> Path:
-    """Write `content` to a synced temp file next to `final` and return its path."""
-    fd, temp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file private (0600); a model must be readable by the user serving it.
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        os.unlink(temp)
-        raise
-    return Path(temp)
-
+from artifact.metadata import FORECAST_SEED, LEVELS, SERVED_INTERVAL_WIDTH, SERVED_LEVEL, Metadata, ModelError
 
 # ---------------------------------------------------------------- the forecast contract
 
@@ -328,18 +149,6 @@ class ForecastContract:
             None if interval is None else Interval.from_json(interval),
             past_days,
         )
-
-
-def closes_of(metadata: Metadata) -> pd.Series | None:
-    """The metadata's daily closes (USD) indexed by day, or None (format 2 and older)."""
-    closes = metadata.get("closes")
-    if closes is None:
-        return None
-    values = np.asarray(closes["values"], dtype=float)
-    days = pd.date_range(closes["first_day"], periods=len(values), freq="D")
-    if not len(values) or not np.isfinite(values).all() or (values <= 0).any():
-        raise ModelError("metadata closes must be positive, finite numbers")
-    return pd.Series(values, index=days)
 
 
 # ---------------------------------------------------------------- the forecast

@@ -1,0 +1,77 @@
+"""The backtest's worker processes: they die with the run, and their progress is logged as they go."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import math
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, as_completed
+
+from training.errors import TrainingError, short
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PROGRESS_LINES = 10  # progress lines per map at most: one each tenth of the tasks
+
+
+def worker_pool(jobs: int, initializer: Callable[[], None]) -> ProcessPoolExecutor:
+    """`jobs` worker processes that Linux kills when this process dies, however it dies.
+
+    Without that, a run killed by its PID leaves its workers blocked on their pipe forever. The
+    workers are forked so that this process is their parent; ProcessPoolExecutor forks them from
+    the thread that submits the first task (here the main one), and the death signal is tied to
+    that thread's end.
+    """
+    return ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=start_worker,
+        initargs=(os.getpid(), initializer),
+    )
+
+
+def start_worker(parent_pid: int, initializer: Callable[[], None]) -> None:
+    """A worker's first act: die with the parent, then the pool's own initializer."""
+    die_with_parent(parent_pid)
+    initializer()
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have Linux SIGKILL this process when its parent ends; exit at once if it already has."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    # A parent that died between the fork and the prctl sent no signal: this process has been
+    # handed to another parent already.
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def map_with_progress(pool: Executor, function: Callable, tasks: list[tuple], what: str) -> list:
+    """function(*task) for each task on the pool, in order; an INFO line each tenth of them done."""
+    started = time.monotonic()
+    futures = [pool.submit(function, *task) for task in tasks]
+    step = max(1, math.ceil(len(futures) / PROGRESS_LINES))
+    try:
+        for done, future in enumerate(as_completed(futures), 1):
+            future.result()  # the first task that fails stops the map
+            if done % step == 0 or done == len(futures):
+                log.info(
+                    "%s %d/%d fits (%d%%), %.0f s",
+                    what, done, len(futures), 100 * done // len(futures), time.monotonic() - started,
+                )  # fmt: skip
+    except BaseException as error:
+        for future in futures:
+            future.cancel()
+        if isinstance(error, BrokenExecutor):  # a worker was killed: by an operator, or out of memory
+            raise TrainingError(f"a {what} worker process died: {short(error)}") from error
+        raise
+    return [future.result() for future in futures]
