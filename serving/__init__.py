@@ -66,7 +66,10 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     register_error_handlers(app, list(models))
     # Built once, now that every route is registered, so no request ever builds it.
     app.extensions["openapi"] = documented_spec(app)
-    app.wsgi_app = IgnoreInvalidDates(PrecomputedAnswers(app, models, metrics))
+    # Unreadable conditional dates are dropped before Flask sees them; the fast path never takes a
+    # conditional request, so it sits in front.
+    app.wsgi_app = IgnoreInvalidDates(app.wsgi_app)
+    app.wsgi_app = PrecomputedAnswers(app, models, metrics)
     for served in models.values():
         log.info(
             "%s model ready: %d answers, %s to %s",

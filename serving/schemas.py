@@ -52,9 +52,8 @@ class ForecastQuery(BaseModel):
         "Interval levels in percent, comma-separated, among "
         + ", ".join(map(str, LEVELS))
         + " (each calibrated; see /models). Without it: the 80% interval as prediction_low and "
-        "prediction_high; with it: an 'intervals' list (CSV: low_L and high_L columns).",
-        "50,95",
-    )
+        "prediction_high; with it: an 'intervals' list (CSV: low_L and high_L columns). E.g. 50,95.",
+    )  # no example: Swagger UI would send it with every try
 
 
 class HistoryQuery(BaseModel):
