@@ -8,7 +8,7 @@ SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test report container-test sbom lock format bench soak fuzz clean
+.PHONY: run train serve test report container-test sbom lock format bench bench-hostile soak fuzz clean
 
 TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR)
 SERVE := MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
@@ -44,6 +44,11 @@ report: $(VENV)/.run-deps
 bench: $(VENV)/.run-deps
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(PY) bench/bench.py
+
+## bench-hostile: 10,000 made-up methods (metrics series, RSS), then a normal client's latency
+## while 500 idle + 500 slow-header connections are held (its own client: no wrk)
+bench-hostile: $(VENV)/.run-deps
+	$(PY) bench/hostile.py
 
 ## soak: 60 s at 64 connections on every kind of valid read: errors, RSS, recovery (needs wrk)
 soak: $(VENV)/.run-deps
