@@ -13,7 +13,7 @@ import signal
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from serving import MAX_BODY_BYTES
 from serving.guarded import GuardedServer, Limits, ensure_descriptors
@@ -29,6 +29,7 @@ SERVER_LIMITS = {
     "expose_tracebacks": False,  # an error never shows code to the client
 }
 DEFAULTS = Limits()
+Number = TypeVar("Number", int, float)
 
 
 class SettingError(ValueError):
@@ -49,43 +50,33 @@ class Settings:
 
 def settings_from_env(environ: Mapping[str, str] = os.environ) -> Settings:
     """The settings of HOST, PORT, THREADS and the limits; raises SettingError on the first bad one."""
-    port = whole_number(environ, "PORT", Settings.port, 0, 65535)
+    port = number(environ, "PORT", Settings.port, 0, 65535)
     host = environ.get("HOST", Settings.host)
     check_host(host, port)
     return Settings(
         host=host,
         port=port,
-        threads=whole_number(environ, "THREADS", Settings.threads, 1, 256),
+        threads=number(environ, "THREADS", Settings.threads, 1, 256),
         limits=Limits(
-            connections=whole_number(environ, "MAX_CONNECTIONS", DEFAULTS.connections, 1, 100_000),
-            request_timeout=seconds(environ, "REQUEST_TIMEOUT", DEFAULTS.request_timeout, 0.1, 3600),
-            idle_timeout=seconds(environ, "IDLE_TIMEOUT", DEFAULTS.idle_timeout, 0.1, 3600),
-            grace_period=seconds(environ, "GRACE_PERIOD", DEFAULTS.grace_period, 0, 3600),
+            connections=number(environ, "MAX_CONNECTIONS", DEFAULTS.connections, 1, 100_000),
+            request_timeout=number(environ, "REQUEST_TIMEOUT", DEFAULTS.request_timeout, 0.1, 3600.0),
+            idle_timeout=number(environ, "IDLE_TIMEOUT", DEFAULTS.idle_timeout, 0.1, 3600.0),
+            grace_period=number(environ, "GRACE_PERIOD", DEFAULTS.grace_period, 0.0, 3600.0),
         ),
     )
 
 
-def whole_number(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    """The integer `name` holds (its default when unset), within [low, high]."""
+def number(environ: Mapping[str, str], name: str, default: Number, low: Number, high: Number) -> Number:
+    """The number `name` holds (its default when unset) within [low, high]: an integer, or seconds
+    (decimals allowed) when the default is a float."""
     text = environ.get(name, str(default))
+    kind, what = (float, "seconds") if isinstance(default, float) else (int, "an integer")
     try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        raise SettingError(f"{name}={text!r} is not usable: give an integer from {low} to {high}")
-    return value
-
-
-def seconds(environ: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    """The number of seconds `name` holds (its default when unset), within [low, high]."""
-    text = environ.get(name, str(default))
-    try:
-        value = float(text)
+        value = kind(text)
     except ValueError:
         value = None
     if value is None or not low <= value <= high:  # NaN fails both comparisons: refused too
-        raise SettingError(f"{name}={text!r} is not usable: give seconds from {low:g} to {high:g}")
+        raise SettingError(f"{name}={text!r} is not usable: give {what} from {low:g} to {high:g}")
     return value
 
 
