@@ -40,7 +40,7 @@ test: $(VENV)/.dev-deps
 report: $(VENV)/.run-deps
 	$(PY) -m training.report
 
-## bench: /bitcoin against a Flask hello world and the naive per-request predict (needs wrk)
+## bench: /bitcoin against a Flask hello world, the naive per-request predict and a bare WSGI app (needs wrk)
 bench: $(VENV)/.run-deps
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(PY) bench/bench.py
