@@ -90,6 +90,7 @@ def check_host(host: str, port: int) -> None:
 
 
 def url(host: str, port: int | str) -> str:
+    """The base URL of an address; an IPv6 one in brackets."""
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
