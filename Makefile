@@ -8,7 +8,7 @@ SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test report container-test sbom lock format bench soak fuzz precompress clean
+.PHONY: run train serve test report container-test sbom lock format bench bench-hostile soak fuzz precompress clean
 
 # openapi-typescript and tsc for tests/test_clients.py, from npm; without npm those tests are skipped.
 NODE_TOOLS := $(if $(shell command -v npm),tests/typescript/node_modules/.package-lock.json)
@@ -43,10 +43,15 @@ test: $(VENV)/.dev-deps precompress $(NODE_TOOLS)
 report: $(VENV)/.run-deps
 	$(PY) -m training.report
 
-## bench: /bitcoin against a Flask hello world and the naive per-request predict (needs wrk)
+## bench: /bitcoin against a Flask hello world, the naive per-request predict and a bare WSGI app (needs wrk)
 bench: $(VENV)/.run-deps
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	$(PY) bench/bench.py
+
+## bench-hostile: 10,000 made-up methods (metrics series, RSS), then a normal client's latency
+## while 500 idle + 500 slow-header connections are held (its own client: no wrk)
+bench-hostile: $(VENV)/.run-deps
+	$(PY) bench/hostile.py
 
 ## soak: 60 s at 64 connections on every kind of valid read: errors, RSS, recovery (needs wrk)
 soak: $(VENV)/.run-deps

@@ -5,12 +5,11 @@
 """
 
 import logging
-import os
 import sys
 
 from artifact import ModelError
 from serving import create_app
-from serving.server import ALL_INTERFACES, serve
+from serving.server import SettingError, serve, settings_from_env
 
 __all__ = ["ModelError", "create_app", "main"]
 
@@ -28,16 +27,14 @@ def main() -> int:
     # read-only container. A None entry makes that import fail, which prophet.plot allows for.
     sys.modules.setdefault("matplotlib", None)
     try:
-        app = create_app()
+        settings = settings_from_env()  # before the models load: a typo fails at once
+        serve(create_app(), settings)
+    except SettingError as error:
+        log.error("%s", error)
+        return 2
     except ModelError as error:
         log.error("cannot start: %s", error)
         return 2
-    host = os.environ.get("HOST", ALL_INTERFACES)
-    port = int(os.environ.get("PORT", "8080"))
-    # 16 threads: at 32 connections on 2 cores this gave the best throughput and p99 (bench/bench.py);
-    # with fewer, requests wait for a free thread while the lookups themselves take microseconds.
-    threads = int(os.environ.get("THREADS", "16"))
-    serve(app, host, port, threads)
     return 0
 
 

@@ -120,11 +120,12 @@ def train_models(model_dir: Path) -> float:
 
 
 def serve_reference(app) -> None:
-    """Serve a reference app on $PORT with api.py's server settings, so only the request path differs."""
+    """Serve a reference app as api.py serves its own: the same server, settings and limits from
+    the environment ($PORT, $THREADS, ...), so only the request path differs."""
     import logging
 
-    from waitress import serve
+    sys.path.insert(0, str(ROOT))
+    from serving.server import serve, settings_from_env
 
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # api.py silences this log flood too
-    threads = int(os.environ.get("THREADS", "16"))  # api.py's default
-    serve(app, host="127.0.0.1", port=int(os.environ["PORT"]), threads=threads, ident="")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(app, settings_from_env())
