@@ -101,6 +101,22 @@ def model_file(model_dir: Path, asset: str = "btc") -> Path:
     return artifact.model_path(metadata_file, artifact.read_metadata(metadata_file))
 
 
+def refused_start(model_dir: Path, **env: str) -> str:
+    """Run api.py on `model_dir` with `env`; it must exit 2 with one ERROR line, no traceback: that line."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "api.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "MODEL_DIR": str(model_dir), "HOST": "127.0.0.1", "PORT": "0", **env},
+    )
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "Serving on" not in result.stderr
+    return errors[0]
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     """Every asset's model, trained by train.py on the bundled snapshot (shared: do not modify).

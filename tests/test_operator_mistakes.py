@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 import requests
 
-from tests.conftest import ROOT
+from tests.conftest import refused_start
 
 HUGE_YEAR = "Mon, 01 Jan 99999999999 00:00:00 GMT"
 SERIES = re.compile(r"^http_request", re.MULTILINE)
@@ -88,22 +85,6 @@ def test_the_docs_redirect_is_relative_and_json(live_server, path):
 # ---------------------------------------------------------------- model folders the API refuses
 
 
-def start_and_fail(model_dir) -> str:
-    """Run api.py on `model_dir`; it must refuse with exit 2 and one ERROR line, which is returned."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "api.py")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, "MODEL_DIR": str(model_dir), "HOST": "127.0.0.1", "PORT": "0"},
-    )
-    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
-    assert result.returncode == 2 and len(errors) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return errors[0]
-
-
 def rename_pair(model_dir, old: str, new: str) -> None:
     """Give one asset's metadata another asset's name; it still names its own model file."""
     (model_dir / f"{old}.json").rename(model_dir / f"{new}.json")
@@ -111,7 +92,7 @@ def rename_pair(model_dir, old: str, new: str) -> None:
 
 def test_a_pair_renamed_to_another_asset_is_refused(model_dir_copy):
     rename_pair(model_dir_copy, "btc", "eth")
-    assert "is for asset 'btc', not 'eth'" in start_and_fail(model_dir_copy)
+    assert "is for asset 'btc', not 'eth'" in refused_start(model_dir_copy)
 
 
 def test_two_models_of_one_symbol_are_refused(model_dir_copy):
@@ -119,24 +100,24 @@ def test_two_models_of_one_symbol_are_refused(model_dir_copy):
     metadata.pop("asset")  # format 1 had no asset: the symbol still gives a copy away
     metadata["symbol"] = "BTC/USD"
     (model_dir_copy / "eth.json").write_text(json.dumps(metadata))
-    assert "models btc and eth both serve BTC/USD" in start_and_fail(model_dir_copy)
+    assert "models btc and eth both serve BTC/USD" in refused_start(model_dir_copy)
 
 
 def test_a_served_range_too_large_for_memory_is_refused(model_dir_copy):
     metadata = json.loads((model_dir_copy / "btc.json").read_text())
     metadata["serve"]["last_day"] = "9999-12-31"
     (model_dir_copy / "btc.json").write_text(json.dumps(metadata))
-    assert "more than the 10000 one model may serve" in start_and_fail(model_dir_copy)
+    assert "more than the 10000 one model may serve" in refused_start(model_dir_copy)
 
 
 def test_a_missing_model_folder_is_named_as_missing(tmp_path):
-    assert "does not exist" in start_and_fail(tmp_path / "nowhere")
+    assert "does not exist" in refused_start(tmp_path / "nowhere")
 
 
 def test_a_file_given_as_model_folder_is_named_as_such(tmp_path):
     (tmp_path / "models").write_text("not a folder")
-    assert "is not a folder" in start_and_fail(tmp_path / "models")
+    assert "is not a folder" in refused_start(tmp_path / "models")
 
 
 def test_an_empty_model_folder_asks_for_training(tmp_path):
-    assert "no model metadata (*.json) in" in start_and_fail(tmp_path)
+    assert "no model metadata (*.json) in" in refused_start(tmp_path)

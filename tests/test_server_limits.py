@@ -8,13 +8,10 @@ accepted and exit 0; a client hoarding more connections than the limit must not 
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import selectors
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,7 +22,7 @@ import requests
 
 from scripts.processes import stop_process
 from serving.server import SettingError, settings_from_env
-from tests.conftest import ROOT, start_api
+from tests.conftest import refused_start, start_api
 
 # Loads that take the server some milliseconds, so that requests are in flight at the SIGTERM.
 LOAD_PATHS = [
@@ -41,22 +38,6 @@ GRACE_PERIOD = 8  # the default: the drain must end well before it here
 # ---------------------------------------------------------------- settings
 
 
-def refused(model_dir, **env: str) -> str:
-    """Run api.py with `env`; it must exit 2 with one ERROR line and no traceback: that line."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "api.py")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, "MODEL_DIR": str(model_dir), "HOST": "127.0.0.1", "PORT": "0", **env},
-    )
-    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
-    assert result.returncode == 2 and len(errors) == 1, result.stderr
-    assert "Traceback" not in result.stderr and "Serving on" not in result.stderr
-    return errors[0]
-
-
 BAD_SETTINGS = {
     # What was refused once started quietly: PORT=99999 bound port 34463, THREADS=0 never answered.
     "port past 65535": ({"PORT": "99999"}, "PORT='99999' is not usable: give an integer from 0 to 65535"),
@@ -69,13 +50,13 @@ BAD_SETTINGS = {
 
 @pytest.mark.parametrize(("env", "message"), BAD_SETTINGS.values(), ids=BAD_SETTINGS.keys())
 def test_a_bad_setting_stops_the_server_with_one_line(model_dir, env, message):
-    assert message in refused(model_dir, **env)
+    assert message in refused_start(model_dir, **env)
 
 
 def test_a_port_in_use_stops_the_server_with_one_line(model_dir):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        line = refused(model_dir, PORT=str(port))
+        line = refused_start(model_dir, PORT=str(port))
     assert line.endswith(f"cannot listen on 127.0.0.1:{port}: address already in use")
 
 
