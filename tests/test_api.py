@@ -356,7 +356,7 @@ def test_metadata_without_a_contract_serves_prophets_output_as_it_is(model_dir_c
         (lambda m: m.pop("first_day"), "KeyError('first_day')"),
         (lambda m: m.update(trained_at="27 Nov 2026"), "Invalid isoformat string"),
         (lambda m: m.update(trained_at="2026-11-27T12:00:00"), "has no time zone"),
-        (lambda m: m.update(format=4), "metadata format 4 is not one of (1, 2, 3)"),
+        (lambda m: m.update(format=5), "metadata format 5 is not one of (1, 2, 3, 4)"),
         (lambda m: m.update(forecast="log_close"), "forecast is not an object"),
         (lambda m: m["forecast"].update(interval=[0.1]), "forecast interval must be an object, got list"),
         (lambda m: m["forecast"]["interval"].update(levels=[80, 99]), "forecast interval is malformed"),

@@ -56,7 +56,7 @@ def test_trains_every_asset_from_alpaca_through_the_sdk(fake_alpaca, tmp_path):
         assert metadata["rows"] == (last_closed - date(2023, 1, 1)).days + 1
         model_bytes = model_file(tmp_path, asset).read_bytes()
         assert metadata["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
-        assert metadata["format"] == 3
+        assert metadata["format"] == 4
         assert metadata["model_file"] == f"{asset}.{metadata['model_sha256'][:16]}.pkl"
         assert metadata["serve"] == {
             "first_day": "2023-01-01",
@@ -253,9 +253,9 @@ def test_a_served_range_larger_than_the_api_holds_is_refused_before_the_backtest
     """Ten years of horizon fit beside 17 years of history; past that, training refuses up front."""
     options = pipeline.Options("snapshot", date(2015, 1, 1), Path("unused"), 3650, 365, 3)
     frame = validate(daily_bars(days=artifact.MAX_SERVED_DAYS - 3650), max_stale_days=None)
-    pipeline.check_served_range(frame, pipeline.considered_configs(options), 3650)  # exactly the limit
+    pipeline.check_served_range(frame, 3650)  # exactly the limit
     with pytest.raises(errors.TrainingError, match=r"would serve 10001 days .* more than the 10000"):
-        pipeline.check_served_range(frame, pipeline.considered_configs(options), 3651)
+        pipeline.check_served_range(frame, 3651)
     # In a run: the snapshot's 4,356 days and 3,650 more, held to a lower limit, stop before any fit.
     monkeypatch.setattr(pipeline, "MAX_SERVED_DAYS", 8000)
     with caplog.at_level("INFO"), pytest.raises(errors.TrainingError, match="would serve 8006 days"):

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import run_train, start_train
+from training import backtest
 
 # The quickest real backtest: one configuration, one asset, on the bundled snapshot.
 BACKTEST = ("--source", "snapshot", "--asset", "btc", "--candidate", "held-trend")
@@ -23,9 +24,10 @@ def test_the_backtest_logs_its_progress(tmp_path):
     progress = [tuple(map(int, found)) for found in re.findall(PROGRESS, result.stderr)]
     assert 5 <= len(progress) <= 12, result.stderr  # never silent for long, never a flood
     done, total, percent, seconds = zip(*progress, strict=True)
-    assert set(total) == {52}  # 52 cutoffs of one configuration
-    assert list(done) == sorted(set(done)) and done[-1] == 52 and percent[-1] == 100
-    assert all(p == 100 * d // 52 for d, p in zip(done, percent, strict=True))
+    cutoffs = backtest.EVAL_CUTOFFS  # of one configuration
+    assert set(total) == {cutoffs}
+    assert list(done) == sorted(set(done)) and done[-1] == cutoffs and percent[-1] == 100
+    assert all(p == 100 * d // cutoffs for d, p in zip(done, percent, strict=True))
     assert list(seconds) == sorted(seconds)
 
 
