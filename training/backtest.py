@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,9 @@ class Backtest:
     paths: dict[str, Paths]
     configs: dict[str, Config]
     seconds: float
+    # The served intervals' log half-widths at the evaluated cutoffs, by days ahead: the same for
+    # every calibrated model (they come from the closes alone), so computed once (evaluation.py).
+    widths: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def rows(self) -> range:

@@ -24,6 +24,7 @@ from training.interval_checks import (
     GATE_HORIZONS,
     WINKLER_HORIZONS,
     interval_gate_failures,
+    loss_difference_statistic,
     score_intervals,
 )
 from training.intervals import log_prices, rolling_half_widths, served_interval
@@ -51,9 +52,12 @@ def served_bounds(
     config = bt.configs.get(name)
     if config is not None and not config.calibrate:
         return paths.lower[bt.rows, :days_ahead], paths.upper[bt.rows, :days_ahead]
-    logp = log_prices(closes)
-    origins = closes.index.get_indexer(bt.cutoffs[list(bt.rows)])
-    widths = rolling_half_widths(logp, origins, range(1, days_ahead + 1), [SERVED_LEVEL])[:, :, 0]
+    if days_ahead not in bt.widths:
+        origins = closes.index.get_indexer(bt.cutoffs[list(bt.rows)])
+        bt.widths[days_ahead] = rolling_half_widths(
+            log_prices(closes), origins, range(1, days_ahead + 1), [SERVED_LEVEL]
+        )[:, :, 0]
+    widths = bt.widths[days_ahead]
     prediction = paths.prediction[bt.rows, :days_ahead]
     return prediction * np.exp(-widths), prediction * np.exp(widths)
 
@@ -110,10 +114,7 @@ def dm_test(errors: np.ndarray, baseline: np.ndarray) -> dict:
     """
     difference = np.abs(errors) - np.abs(baseline)
     difference = difference[np.isfinite(difference)]
-    spread = difference.std(ddof=1) if len(difference) > 1 else 0.0
-    if spread == 0:
-        return {"statistic": 0.0, "p_value": 1.0, "n": len(difference)}
-    statistic = float(difference.mean() / (spread / math.sqrt(len(difference))))
+    statistic = loss_difference_statistic(difference, len(difference))
     return {
         "statistic": round(statistic, 3),
         "p_value": round(math.erfc(abs(statistic) / math.sqrt(2)), 4),

@@ -55,13 +55,18 @@ def pinball(low, high, outcome, level: int) -> np.ndarray:
     return (loss_low + loss_high) / 2
 
 
+def loss_difference_statistic(difference: np.ndarray, evidence: float) -> float:
+    """The Diebold-Mariano statistic of loss differences: their mean over its standard error, with
+    `evidence` independent observations (0 when the losses never differ)."""
+    spread = difference.std(ddof=1) if len(difference) > 1 else 0.0
+    return float(difference.mean() / (spread / math.sqrt(evidence))) if spread > 0 else 0.0
+
+
 def significantly_worse(losses: np.ndarray, baseline: np.ndarray, h: int) -> bool:
     """True when the losses exceed the baseline's beyond noise (a one-sided Diebold-Mariano test
     at 5%, on the non-overlapping windows' worth of evidence)."""
-    difference = losses - baseline
-    effective = max(len(difference) * ORIGIN_SPACING / max(h, ORIGIN_SPACING), 2)
-    spread = difference.std(ddof=1)
-    return bool(spread > 0 and difference.mean() / (spread / math.sqrt(effective)) > 1.645)
+    effective = max(len(losses) * ORIGIN_SPACING / max(h, ORIGIN_SPACING), 2)
+    return loss_difference_statistic(losses - baseline, effective) > 1.645
 
 
 def origins_of(logp: np.ndarray) -> np.ndarray:
