@@ -105,9 +105,9 @@ def fit(config: Config, frame: pd.DataFrame, uncertainty: bool = True) -> Fitted
     return Fitted(model, offset)
 
 
-def contract(config: Config, fitted: Fitted, interval=None) -> ForecastContract:
+def contract(config: Config, fitted: Fitted, interval=None, past_days: str = "fit") -> ForecastContract:
     """How the fitted configuration's output becomes served prices (artifact.ForecastContract)."""
-    return ForecastContract(config.log_target, fitted.level_offset, config.hold_trend, interval)
+    return ForecastContract(config.log_target, fitted.level_offset, config.hold_trend, interval, past_days)
 
 
 def forecast_prices(config: Config, fitted: Fitted, last_day: pd.Timestamp, days_ahead: int):

@@ -167,8 +167,8 @@ def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
     # The whole validated history is served (days with data answer their close), whatever window
     # the configuration was fitted on: retraining on data that only grew never shrinks the range.
     metadata = build_metadata(asset, frame, bars, model_bytes, options.horizon_days, now)
-    served = contract(config, fitted, choice.interval if choice else None)
-    metadata["forecast"] = {**served.to_json(), "past_days": "close"}
+    served = contract(config, fitted, choice.interval if choice else None, past_days="close")
+    metadata["forecast"] = served.to_json()
     metadata["config"] = config.params()
     metadata["backtest"] = choice.summary if choice else None
     metadata["closes"] = {
