@@ -40,6 +40,7 @@ class ServedModel:
     close_rows: dict[str, bytes]  # the same as CSV lines
     levels: tuple[int, ...] = (80,)  # the interval levels a client may ask for
     heads: dict[str, bytes] = field(default_factory=dict)  # day -> '{"date":...,"prediction":...' (open)
+    csv_heads: dict[str, bytes] = field(default_factory=dict)  # day -> 'day,prediction'
     level_parts: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> its JSON object
     level_csv: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> ",low,high"
 
@@ -63,38 +64,38 @@ def price(value) -> float:
     return round(value, max(2, SIGNIFICANT_DIGITS - digits))
 
 
-def forecast_answers(table: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """Every day's answer as a JSON body and as a CSV line, keyed by ISO day, serialized once."""
-    answers, csv_rows = {}, {}
+@dataclass
+class ForecastAnswers:
+    """Every day's forecast, serialized once: the plain answer, and the pieces `level` answers splice."""
+
+    answers: dict[str, bytes] = field(default_factory=dict)  # day -> JSON body
+    csv_rows: dict[str, bytes] = field(default_factory=dict)  # day -> CSV line
+    heads: dict[str, bytes] = field(default_factory=dict)  # day -> '{"date":...,"prediction":...' (open)
+    csv_heads: dict[str, bytes] = field(default_factory=dict)  # day -> 'day,prediction'
+    level_parts: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> JSON object
+    level_csv: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> ",low,high"
+
+
+def forecast_answers(table: pd.DataFrame, levels) -> ForecastAnswers:
+    """Every day's answers, keyed by ISO day: each date and price formatted once."""
+    done = ForecastAnswers(
+        level_parts={level: {} for level in levels}, level_csv={level: {} for level in levels}
+    )
     for row in table.itertuples(index=False):
         day = row.ds.date().isoformat()
-        values = [price(v) for v in (row.yhat, row.yhat_lower, row.yhat_upper)]
-        answers[day] = compact_json(
-            {
-                "date": http_date(row.ds.to_pydatetime().replace(tzinfo=UTC)),
-                "prediction": values[0],
-                "prediction_low": values[1],
-                "prediction_high": values[2],
-            }
+        served_date = http_date(row.ds.to_pydatetime().replace(tzinfo=UTC))
+        prediction, low, high = (price(v) for v in (row.yhat, row.yhat_lower, row.yhat_upper))
+        done.answers[day] = compact_json(
+            {"date": served_date, "prediction": prediction, "prediction_low": low, "prediction_high": high}
         )
-        csv_rows[day] = ",".join([day, *map(str, values)]).encode() + b"\n"
-    return answers, csv_rows
-
-
-def level_answers(table: pd.DataFrame, levels) -> tuple[dict, dict, dict]:
-    """For answers with `level`: each day's open JSON head, and each level's JSON object and CSV cells."""
-    heads = {}
-    parts: dict[int, dict[str, bytes]] = {level: {} for level in levels}
-    cells: dict[int, dict[str, bytes]] = {level: {} for level in levels}
-    for row in table.itertuples(index=False):
-        day = row.ds.date().isoformat()
-        head = {"date": http_date(row.ds.to_pydatetime().replace(tzinfo=UTC)), "prediction": price(row.yhat)}
-        heads[day] = compact_json(head)[:-1]
+        done.csv_rows[day] = f"{day},{prediction},{low},{high}\n".encode()
+        done.heads[day] = compact_json({"date": served_date, "prediction": prediction})[:-1]
+        done.csv_heads[day] = f"{day},{prediction}".encode()
         for level in levels:
             low, high = price(getattr(row, f"low_{level}")), price(getattr(row, f"high_{level}"))
-            parts[level][day] = compact_json({"level": level, "low": low, "high": high})
-            cells[level][day] = f",{low},{high}".encode()
-    return heads, parts, cells
+            done.level_parts[level][day] = compact_json({"level": level, "low": low, "high": high})
+            done.level_csv[level][day] = f",{low},{high}".encode()
+    return done
 
 
 def close_answers(history: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, bytes]]:
@@ -138,16 +139,15 @@ def serve_model(metadata_file: Path) -> ServedModel:
     grid_first = data_last_day if contract.past_days == "close" else first_day
     table = served_forecast(forecast_table(model, grid_first, last_day), contract, data_last_day, known)
     table = table[(table.ds >= pd.Timestamp(first_day)) & (table.ds <= pd.Timestamp(last_day))]
-    answers, csv_rows = forecast_answers(table)
-    heads, level_parts, level_csv = level_answers(table, contract.levels)
+    days = forecast_answers(table, contract.levels)
     if known is not None:
         history = pd.DataFrame({"ds": known.index, "y": known.to_numpy()})
     else:
         history = model.history.assign(y=np.exp(model.history.y)) if contract.log_target else model.history
     closes, close_rows = close_answers(history)
     return ServedModel(
-        metadata_file.stem, metadata, first_day, last_day, answers, csv_rows, closes, close_rows,
-        tuple(contract.levels), heads, level_parts, level_csv,
+        metadata_file.stem, metadata, first_day, last_day, days.answers, days.csv_rows, closes, close_rows,
+        tuple(contract.levels), days.heads, days.csv_heads, days.level_parts, days.level_csv,
     )  # fmt: skip
 
 

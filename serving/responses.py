@@ -53,10 +53,7 @@ def levels_json(served: ServedModel, day: str, levels: list[int]) -> bytes:
 
 
 def levels_csv(served: ServedModel, day: str, levels: list[int]) -> bytes:
-    prediction = served.csv_rows[day].split(b",")[1]
-    return (
-        day.encode() + b"," + prediction + b"".join(served.level_csv[level][day] for level in levels) + b"\n"
-    )
+    return served.csv_heads[day] + b"".join(served.level_csv[level][day] for level in levels) + b"\n"
 
 
 def model_card(served: ServedModel) -> dict:
