@@ -10,10 +10,6 @@ from artifact import Interval
 from training import backtest, configs, errors, evaluation
 
 
-def closes_of(frame: pd.DataFrame) -> pd.Series:
-    return pd.Series(frame.y.to_numpy(), index=pd.DatetimeIndex(frame.ds))
-
-
 def series(log_prices: np.ndarray, start: str = "2020-01-01") -> pd.DataFrame:
     """A (ds, y=close) frame from daily log prices."""
     return pd.DataFrame({"ds": pd.date_range(start, periods=len(log_prices)), "y": np.exp(log_prices)})
@@ -39,7 +35,7 @@ def test_steady_growth_drift_is_exact_and_naive_lags_by_a_known_amount():
     growth = 0.001  # per day, in log price
     frame = series(np.log(100.0) + growth * np.arange(2500))
     bt = backtest.run_backtest(frame, [])
-    naive, drift = (evaluation.score(bt, name, closes_of(frame)) for name in ("naive", "drift"))
+    naive, drift = (evaluation.score(bt, name, backtest.daily_closes(frame)) for name in ("naive", "drift"))
     ahead = np.arange(1, 91)
     # Naive says "no change"; the price has grown by e^(gh) since: APE = 1 - e^(-gh) of the actual.
     np.testing.assert_allclose(naive.mape, 100 * (1 - np.exp(-growth * ahead)), rtol=1e-9)
@@ -55,7 +51,7 @@ def test_random_walk_naive_error_and_interval_match_theory():
     sigma = 0.02
     frame = series(random_walk(3000, sigma))
     bt = backtest.run_backtest(frame, [])
-    naive, drift = (evaluation.score(bt, name, closes_of(frame)) for name in ("naive", "drift"))
+    naive, drift = (evaluation.score(bt, name, backtest.daily_closes(frame)) for name in ("naive", "drift"))
     for h in (1, 7, 30):
         theory = 100 * sigma * np.sqrt(h) * np.sqrt(2 / np.pi)  # E|sigma sqrt(h) Z|, for small sigma
         assert naive.mape[h - 1] == pytest.approx(theory, rel=0.3)
@@ -73,7 +69,7 @@ def test_held_trend_equals_naive_a_week_ahead_and_beats_it_a_day_ahead():
     frame = series(random_walk(days, 0.005) + weekly)
     held = configs.Config("held", window_days=None, hold_trend=True)
     bt = backtest.run_backtest(frame, [held], jobs=2, eval_cutoffs=10)
-    model, naive = (evaluation.score(bt, name, closes_of(frame)) for name in ("held", "naive"))
+    model, naive = (evaluation.score(bt, name, backtest.daily_closes(frame)) for name in ("held", "naive"))
     assert bt.evaluated == 10
     # The weekly pattern is the same a week later: the forecast is exactly the last close.
     assert model.mape[6] == pytest.approx(naive.mape[6], rel=1e-6)

@@ -15,6 +15,7 @@ from training.backtest import (
     MIN_EVAL_CUTOFFS,
     SPACING_DAYS,
     Backtest,
+    daily_closes,
     run_backtest,
 )
 from training.configs import CANDIDATES, Config
@@ -191,7 +192,7 @@ def choose_and_check(
     incumbent: str | None = None,
 ) -> Choice:
     """Backtest the candidates, choose one, build and judge its intervals; QualityError if a gate refuses."""
-    closes = pd.Series(frame.y.to_numpy(), index=pd.DatetimeIndex(frame.ds))
+    closes = daily_closes(frame)
     bt = run_backtest(frame, list(candidates), jobs=jobs)
     scores = {name: score(bt, name, closes) for name in bt.paths}
     config, why = choose(scores, list(candidates), bt, incumbent)

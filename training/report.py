@@ -19,6 +19,7 @@ from training.backtest import (
     MIN_EVAL_CUTOFFS,
     SPACING_DAYS,
     Backtest,
+    daily_closes,
     quiet_libraries,
     run_backtest,
 )
@@ -134,7 +135,7 @@ def _save(fig, out, name: str) -> str:
 def asset_report(asset_key: str, out, jobs: int | None) -> str:
     """Backtest one asset's candidates and references on its snapshot; its Markdown section."""
     asset, frame = snapshot_frame(asset_key)
-    closes = pd.Series(frame.y.to_numpy(), index=pd.DatetimeIndex(frame.ds))
+    closes = daily_closes(frame)
     bt = run_backtest(frame, [*CANDIDATES, *REFERENCES], jobs=jobs)
     scores = {name: score(bt, name, closes) for name in bt.paths}
     chosen, _ = choose(scores, list(CANDIDATES))
