@@ -16,14 +16,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from artifact import DEFAULT_MODEL_DIR
-from training.alpaca import DEFAULT_START
-from training.assets import Asset, load_assets
-from training.configs import CANDIDATES, DEFAULT_CONFIG
+from training.data.alpaca import DEFAULT_START
+from training.data.assets import Asset, load_assets
+from training.data.validation import DEFAULT_MIN_ROWS
 from training.errors import TrainingError
-from training.evaluation import GATE_MAX_MAPE_RATIO
 from training.model_folder import MIN_FREE_MB, MIN_FREE_VARIABLE, model_folder
+from training.models.configs import CANDIDATES, DEFAULT_CONFIG
 from training.pipeline import Options, train_asset
-from training.validation import DEFAULT_MIN_ROWS
+from training.selection.evaluation import GATE_MAX_MAPE_RATIO
 
 log = logging.getLogger("train")
 

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from artifact import Interval
-from training import backtest, configs, errors, evaluation
+from training import errors
+from training.models import configs
+from training.selection import backtest, evaluation
 
 
 def series(log_prices: np.ndarray, start: str = "2020-01-01") -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The served intervals (training/intervals.py) and how they are judged (training/interval_checks.py)."""
+"""The served intervals (training/models/intervals.py) and how they are judged (training/selection/)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from artifact import LEVELS
-from training import interval_checks, intervals
+from training.models import intervals
+from training.selection import interval_checks
 
 
 def volatile_walk(days: int, seed: int) -> pd.Series:

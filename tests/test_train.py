@@ -15,8 +15,10 @@ import artifact
 from artifact import LEVELS
 from scripts.processes import free_port
 from tests.conftest import model_file, run_train
-from training import configs, errors, pipeline, validation
-from training.assets import load_assets
+from training import errors, pipeline
+from training.data import validation
+from training.data.assets import load_assets
+from training.models import configs
 
 NOW = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 

@@ -24,7 +24,7 @@ from artifact import read_model
 from scripts.processes import free_port
 from tests import fake_alpaca as fa
 from tests.conftest import ROOT, in_namespaces, run_train
-from training.alpaca import alpaca_client, base_url
+from training.data.alpaca import alpaca_client, base_url
 
 # Short limits so a hung server costs seconds, not minutes; the production defaults are in train.py.
 FAST_LIMITS = {"ALPACA_CONNECT_TIMEOUT": "2", "ALPACA_READ_TIMEOUT": "1", "ALPACA_FETCH_DEADLINE": "20"}

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import run_train, start_train
-from training import backtest
+from training.selection import backtest
 
 # The quickest real backtest: one configuration, one asset, on the bundled snapshot.
 BACKTEST = ("--source", "snapshot", "--asset", "btc", "--candidate", "held-trend")

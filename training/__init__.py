@@ -1,9 +1,7 @@
 """Training: daily bars -> validated closes -> backtest, choice and gate -> fitted Prophet -> model pair.
 
-sources.py and alpaca.py bring the bars (the bundled snapshot, or Alpaca through alpaca-py),
-validation.py checks them, configs.py holds the candidate configurations and fits them,
-backtest.py and evaluation.py run the rolling-origin backtest, choose and gate the model,
-intervals.py builds the served intervals from the closes and interval_checks.py judges them,
-pipeline.py trains one asset end to end, report.py writes reports/. The model pair itself is
-defined in artifact/.
+Grouped by role: data/ brings and checks the bars, models/ holds the configurations that can be
+served and their intervals, selection/ backtests, scores, chooses and gates. pipeline.py trains
+one asset end to end, report.py writes reports/, workers.py and model_folder.py run the work and
+guard the folder. The model pair itself is defined in artifact/.
 """

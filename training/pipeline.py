@@ -17,13 +17,13 @@ from pathlib import Path
 import pandas as pd
 
 from artifact import MAX_SERVED_DAYS, METADATA_FORMAT, Metadata, metadata_path, model_file_name, write_pair
-from training.alpaca import alpaca_client, fetch_bars
-from training.assets import Asset
-from training.configs import CANDIDATES, DEFAULT_CONFIG, Config, Fitted, contract, fit, training_window
+from training.data.alpaca import alpaca_client, fetch_bars
+from training.data.assets import Asset
+from training.data.sources import Bars, load_snapshot
+from training.data.validation import drop_open_day, validate_bars
 from training.errors import FetchError, TrainingError, os_problem
-from training.evaluation import Choice, choose_and_check
-from training.sources import Bars, load_snapshot
-from training.validation import drop_open_day, validate_bars
+from training.models.configs import CANDIDATES, DEFAULT_CONFIG, Config, Fitted, contract, fit, training_window
+from training.selection.evaluation import Choice, choose_and_check
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,11 @@ import numpy as np
 import pandas as pd
 
 from artifact import SERVED_INTERVAL_WIDTH as INTERVAL_WIDTH
-from training.assets import PROJECT_DIR, load_assets
-from training.backtest import (
+from training.data.assets import PROJECT_DIR, load_assets
+from training.data.sources import load_snapshot
+from training.data.validation import DEFAULT_MIN_ROWS, validate_bars
+from training.models.configs import CANDIDATES, REFERENCES, Config
+from training.selection.backtest import (
     HORIZONS,
     MIN_EVAL_CUTOFFS,
     SPACING_DAYS,
@@ -23,8 +26,7 @@ from training.backtest import (
     quiet_libraries,
     run_backtest,
 )
-from training.configs import CANDIDATES, REFERENCES, Config
-from training.evaluation import (
+from training.selection.evaluation import (
     GATE_MAX_MAPE_RATIO,
     SELECTION_TOLERANCE,
     Scores,
@@ -34,14 +36,12 @@ from training.evaluation import (
     selection_score,
     served_bounds,
 )
-from training.interval_checks import (
+from training.selection.interval_checks import (
     FINAL_STRETCH_DAYS,
     ORIGIN_SPACING,
     interval_gate_failures,
     score_intervals,
 )
-from training.sources import load_snapshot
-from training.validation import DEFAULT_MIN_ROWS, validate_bars
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ the model would have served at that cutoff, with its mean width. Baselines on th
 **naive** (every future day = the last close) and **drift** (the last close grown at the average
 daily log change of all the history so far).
 
-**Intervals** (training/intervals.py): a volatility term structure (recent volatility for days,
+**Intervals** (training/models/intervals.py): a volatility term structure (recent volatility for days,
 the three-year level for months) times the quantiles of the asset's own past standardized
 returns, built at each origin from the closes up to it only, at 50, 80, 90 and 95%.
 They are judged at rolling origins against the **trivial interval** (the last close times the

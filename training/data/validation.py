@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from training.data.sources import PRICE_COLUMNS
 from training.errors import TrainingError
-from training.sources import PRICE_COLUMNS
 
 log = logging.getLogger(__name__)
 

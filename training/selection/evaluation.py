@@ -10,7 +10,10 @@ import numpy as np
 import pandas as pd
 
 from artifact import SERVED_INTERVAL_WIDTH, SERVED_LEVEL, Interval
-from training.backtest import (
+from training.errors import QualityError
+from training.models.configs import CANDIDATES, Config
+from training.models.intervals import log_prices, rolling_half_widths, served_interval
+from training.selection.backtest import (
     HORIZONS,
     MIN_EVAL_CUTOFFS,
     SPACING_DAYS,
@@ -18,9 +21,7 @@ from training.backtest import (
     daily_closes,
     run_backtest,
 )
-from training.configs import CANDIDATES, Config
-from training.errors import QualityError
-from training.interval_checks import (
+from training.selection.interval_checks import (
     COVERAGE_TARGET,
     GATE_HORIZONS,
     WINKLER_HORIZONS,
@@ -28,7 +29,6 @@ from training.interval_checks import (
     loss_difference_statistic,
     score_intervals,
 )
-from training.intervals import log_prices, rolling_half_widths, served_interval
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def served_bounds(
     """The USD interval each evaluated cutoff would have served, shape (evaluated, days_ahead).
 
     Calibrated models use the intervals built from the closes up to that cutoff only, as in
-    production (training/intervals.py).
+    production (training/models/intervals.py).
     """
     paths = bt.paths[name]
     config = bt.configs.get(name)

@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 
+from training.data.sources import PRICE_COLUMNS, Bars, index_by_day
 from training.errors import FetchError, TrainingError, short
-from training.sources import PRICE_COLUMNS, Bars, index_by_day
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from training.configs import Config, fit, forecast_prices, training_window
 from training.errors import QualityError
+from training.models.configs import Config, fit, forecast_prices, training_window
 from training.workers import map_with_progress, worker_pool
 
 log = logging.getLogger(__name__)

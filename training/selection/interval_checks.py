@@ -1,7 +1,7 @@
 """The intervals judged out of sample: rolling origins, a final stretch reported on its own, baselines.
 
 Origins every ORIGIN_SPACING days from the third year of the data; at each, the intervals are
-built from the closes up to it only (training/intervals.py) and around the last close, which the
+built from the closes up to it only (training/models/intervals.py) and around the last close, which the
 served prediction equals but for its weekly pattern. Each (origin, horizon) whose outcome is in
 the data is scored: coverage per level with a Wilson 95% interval on the number of
 non-overlapping windows (overlapping h-day windows are not independent), the Winkler score and
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from artifact import LEVELS, SERVED_LEVEL
-from training.intervals import log_prices, rolling_half_widths, trivial_bounds
+from training.models.intervals import log_prices, rolling_half_widths, trivial_bounds
 
 # Days between origins: not a multiple of 7, so that the origins fall on every weekday alike
 # (weekend days move less); well over 150 origins in three years.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from training.assets import PROJECT_DIR
+from training.data.assets import PROJECT_DIR
 from training.errors import TrainingError, short
 
 log = logging.getLogger(__name__)
