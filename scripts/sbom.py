@@ -19,7 +19,8 @@ import os
 import sys
 from pathlib import Path
 
-from container_test import ARTIFACTS, ROOT, SBOM_PATH, choose_engine, run, run_merged, tail
+from container_engine import ARTIFACTS, ROOT, choose_engine, run, run_merged, tail
+from container_image_checks import SBOM_PATH
 
 DEPS_IMAGE = "crypto-predict:api-deps"
 BUILD_TIMEOUT = 1800  # seconds; the first build downloads every wheel
