@@ -3,7 +3,8 @@
 Each model of the folder is checked and every answer of its served range computed once at
 startup (answers.py), so a request is a lookup: parsed by queries.py, answered by routes.py
 through responses.py and caching.py, or before Flask by fastpath.py; schemas.py and docs.py
-describe it as OpenAPI, metrics.py counts it, page.py serves the chart page.
+describe it as OpenAPI, metrics.py counts it, page.py serves the chart page; http.py holds the
+constants they share (media types, limits, the cache lifetime).
 """
 
 from __future__ import annotations
@@ -21,15 +22,13 @@ from serving.conditional import IgnoreInvalidDates
 from serving.docs import documented_spec, register_docs, served_version
 from serving.errors import register_error_handlers
 from serving.fastpath import PrecomputedAnswers
+from serving.http import MAX_BODY_BYTES
 from serving.metrics import register_metrics
 from serving.page import register_page
 from serving.responses import add_default_headers
 from serving.routes import register_forecast_routes, register_service_routes
 
 log = logging.getLogger(__name__)
-
-# The API only answers GETs: no request needs a body, so a big one is refused unread.
-MAX_BODY_BYTES = 16 * 1024
 
 
 def create_app(model_dir: str | Path | None = None) -> OpenAPI:

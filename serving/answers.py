@@ -22,8 +22,7 @@ from artifact import (
     read_pair,
     served_forecast,
 )
-
-ALIASES = {"/bitcoin": "btc"}  # short paths that answer exactly as /forecast/<asset>
+from serving.http import ALIASES
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,7 @@ from werkzeug.http import http_date, is_resource_modified
 
 from artifact import trained_at
 from serving.answers import ServedModel, compact_json
-from serving.queries import CSV, JSON
-
-# Forecasts change only when a model does (retrained every 6 hours): caches may reuse an answer
-# for an hour, then revalidate it cheaply with its ETag.
-CACHE_MAX_AGE = 3600
+from serving.http import CACHE_MAX_AGE, CSV, JSON
 
 
 @dataclass(frozen=True)

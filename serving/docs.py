@@ -9,9 +9,8 @@ import re
 from flask_openapi3 import OpenAPI
 from flask_openapi3_swagger.plugins import RegisterPlugin as SwaggerPlugin
 
-from serving.queries import JSON
+from serving.http import JSON, SERVICE
 from serving.responses import redirect_response
-from serving.routes import SERVICE
 from serving.schemas import redirect_doc
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ from flask_openapi3 import OpenAPI
 from werkzeug.exceptions import HTTPException
 
 from serving.answers import compact_json
-from serving.queries import JSON, ClientError, UnknownAsset, quote
+from serving.http import JSON
+from serving.queries import ClientError, UnknownAsset, quote
 from serving.responses import error_response
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from flask_openapi3 import OpenAPI
 
 from artifact import ModelError
 from serving.answers import ServedModel, forecast_paths
+from serving.http import JSON
 from serving.metrics import Metrics
-from serving.queries import JSON
 
 
 class PrecomputedAnswers:

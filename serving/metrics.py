@@ -18,7 +18,7 @@ from prometheus_client import (
 
 from artifact import trained_at
 from serving.answers import ServedModel
-from serving.routes import SERVICE
+from serving.http import SERVICE
 
 # Labels come from closed sets, so that no client can create series: a method or route outside
 # them counts as OTHER (a made-up method name would otherwise add a series per name).

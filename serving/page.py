@@ -14,7 +14,7 @@ from flask import abort, request, send_file, send_from_directory
 from flask_openapi3 import OpenAPI
 from werkzeug.security import safe_join
 
-from serving.routes import SERVICE
+from serving.http import SERVICE
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,11 @@ import pandas as pd
 from flask import request
 
 from serving.answers import ServedModel
+from serving.http import CSV, JSON, MAX_RANGE_DAYS
 
 DAY_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only
 LEVEL_PATTERN = re.compile(r"[0-9]{1,3}")
-MAX_RANGE_DAYS = 1500  # days in one range request: about four years of daily points
 ECHO_LIMIT = 40  # characters of a bad value quoted back in an error message
-JSON = "application/json"
-CSV = "text/csv"
 
 
 class ClientError(ValueError):

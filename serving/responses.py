@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Response
 
 from serving.answers import ServedModel, compact_json
-from serving.queries import CSV, JSON, wants_csv
+from serving.http import CSV, JSON
+from serving.queries import wants_csv
 
 FORECAST_CSV_HEADER = b"date,prediction,prediction_low,prediction_high\n"
 HISTORY_CSV_HEADER = b"date,close\n"

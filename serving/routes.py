@@ -5,11 +5,10 @@ from datetime import date
 from flask import Response, request
 from flask_openapi3 import OpenAPI, Tag
 
-from serving.answers import ALIASES, ServedModel, compact_json
+from serving.answers import ServedModel, compact_json
 from serving.caching import cache_validators, cacheable
+from serving.http import ALIASES, CSV, JSON, SERVICE
 from serving.queries import (
-    CSV,
-    JSON,
     ClientError,
     UnknownAsset,
     requested_day,
@@ -40,7 +39,6 @@ from serving.schemas import (
 )
 
 FORECASTS = Tag(name="forecasts", description="Forecasts and the data behind them")
-SERVICE = Tag(name="service")
 
 
 def forecast_for(served: ServedModel) -> Response:

@@ -7,8 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
 from artifact import LEVELS
-from serving.caching import CACHE_MAX_AGE
-from serving.queries import CSV, MAX_RANGE_DAYS
+from serving.http import CACHE_MAX_AGE, CSV, MAX_RANGE_DAYS
 
 
 def parses_own_query(view):

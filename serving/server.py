@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from serving import MAX_BODY_BYTES
 from serving.guarded import GuardedServer, Limits, ensure_descriptors
+from serving.http import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,24 @@
+"""The HTTP facts that several serving modules share: media types, limits, cache lifetime, aliases, a tag.
+
+Constants only, importing nothing from serving/: a module that needs one of them does not pull in
+the logic of the module that used to define it.
+"""
+
+from __future__ import annotations
+
+from flask_openapi3 import Tag
+
+JSON = "application/json"
+CSV = "text/csv"
+
+# The API only answers GETs: no request needs a body, so a big one is refused unread.
+MAX_BODY_BYTES = 16 * 1024
+MAX_RANGE_DAYS = 1500  # days in one range request: about four years of daily points
+
+# Forecasts change only when a model does (retrained every 6 hours): caches may reuse an answer
+# for an hour, then revalidate it cheaply with its ETag.
+CACHE_MAX_AGE = 3600
+
+ALIASES = {"/bitcoin": "btc"}  # short paths that answer exactly as /forecast/<asset>
+
+SERVICE = Tag(name="service")  # OpenAPI tag of the routes about the service, not its data
