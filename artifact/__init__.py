@@ -44,6 +44,7 @@ from artifact.forecast import (
     Interval,
     check_interval,
     forecast_table,
+    interval_bounds,
     interval_problem,
     known_days,
     served_forecast,
@@ -79,7 +80,7 @@ __all__ = [
     "MODEL_FILE_HASH_CHARS", "READABLE_FORMATS", "READ_ATTEMPTS", "SERVED_INTERVAL_WIDTH",
     "SERVED_LEVEL", "Closes", "ForecastContract", "Interval", "Metadata", "ModelError",
     "ServedRange", "check_interval", "check_metadata", "check_model_file", "closes_of",
-    "forecast_table", "interval_problem", "known_days", "metadata_path", "model_file_name",
+    "forecast_table", "interval_bounds", "interval_problem", "known_days", "metadata_path", "model_file_name",
     "model_path", "read_metadata", "read_model", "read_pair", "served_forecast", "trained_at",
     "write_pair",
 ]  # fmt: skip

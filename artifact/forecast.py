@@ -154,6 +154,14 @@ class ForecastContract:
 # ---------------------------------------------------------------- the forecast
 
 
+def interval_bounds(prediction, interval: Interval, days_ahead, level: int = SERVED_LEVEL):
+    """The USD bounds of `level` around predictions `days_ahead` days ahead: the one place an
+    interval is applied, for the API, the backtest, the gate and the reports alike."""
+    lower, upper = interval.bounds(days_ahead, level)
+    prediction = np.asarray(prediction, dtype=float)
+    return prediction * np.exp(lower), prediction * np.exp(upper)
+
+
 def forecast_table(model, first_day: date, last_day: date) -> pd.DataFrame:
     """The model's output for every day of the range, on one dense daily grid with a fixed seed.
 
@@ -196,9 +204,10 @@ def served_forecast(
     for level in contract.levels:
         served[f"low_{level}"], served[f"high_{level}"] = low.copy(), high.copy()
         if contract.interval is not None:
-            lower, upper = contract.interval.bounds(ahead[future], level)
-            served.loc[future, f"low_{level}"] = prediction[future] * np.exp(lower)
-            served.loc[future, f"high_{level}"] = prediction[future] * np.exp(upper)
+            low_served, high_served = interval_bounds(
+                prediction[future], contract.interval, ahead[future], level
+            )
+            served.loc[future, f"low_{level}"], served.loc[future, f"high_{level}"] = low_served, high_served
     if contract.past_days == "close":
         served = pd.concat([known_days(closes, last_day, contract.levels), served[future]], ignore_index=True)
     served["yhat_lower"], served["yhat_upper"] = served[f"low_{SERVED_LEVEL}"], served[f"high_{SERVED_LEVEL}"]
