@@ -37,7 +37,7 @@ def test_steady_growth_drift_is_exact_and_naive_lags_by_a_known_amount():
     growth = 0.001  # per day, in log price
     frame = series(np.log(100.0) + growth * np.arange(2500))
     bt = backtest.run_backtest(frame, [])
-    naive, drift = (evaluation.score(bt, name, backtest.daily_closes(frame)) for name in ("naive", "drift"))
+    naive, drift = (evaluation.score(bt, name) for name in ("naive", "drift"))
     ahead = np.arange(1, 91)
     # Naive says "no change"; the price has grown by e^(gh) since: APE = 1 - e^(-gh) of the actual.
     np.testing.assert_allclose(naive.mape, 100 * (1 - np.exp(-growth * ahead)), rtol=1e-9)
@@ -53,7 +53,7 @@ def test_random_walk_naive_error_and_interval_match_theory():
     sigma = 0.02
     frame = series(random_walk(3000, sigma))
     bt = backtest.run_backtest(frame, [])
-    naive, drift = (evaluation.score(bt, name, backtest.daily_closes(frame)) for name in ("naive", "drift"))
+    naive, drift = (evaluation.score(bt, name) for name in ("naive", "drift"))
     for h in (1, 7, 30):
         theory = 100 * sigma * np.sqrt(h) * np.sqrt(2 / np.pi)  # E|sigma sqrt(h) Z|, for small sigma
         assert naive.mape[h - 1] == pytest.approx(theory, rel=0.3)
@@ -71,7 +71,7 @@ def test_held_trend_equals_naive_a_week_ahead_and_beats_it_a_day_ahead():
     frame = series(random_walk(days, 0.005) + weekly)
     held = configs.Config("held", window_days=None, hold_trend=True)
     bt = backtest.run_backtest(frame, [held], jobs=2, eval_cutoffs=10)
-    model, naive = (evaluation.score(bt, name, backtest.daily_closes(frame)) for name in ("held", "naive"))
+    model, naive = (evaluation.score(bt, name) for name in ("held", "naive"))
     assert bt.evaluated == 10
     # The weekly pattern is the same a week later: the forecast is exactly the last close.
     assert model.mape[6] == pytest.approx(naive.mape[6], rel=1e-6)

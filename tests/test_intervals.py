@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,8 @@ import pytest
 
 from artifact import LEVELS
 from training.models import intervals
-from training.selection import interval_checks
+from training.models.forecasters import Forecast, with_interval
+from training.selection import backtest, interval_checks
 
 
 def volatile_walk(days: int, seed: int) -> pd.Series:
@@ -28,13 +30,28 @@ def walk() -> pd.Series:
     return volatile_walk(2600, seed=11)
 
 
-def test_the_served_interval_uses_only_the_closes_up_to_the_last_day(walk):
-    cut = walk.index[1800]
-    alone = intervals.served_interval(walk.loc[:cut])
-    logp = intervals.log_prices(walk)  # with the future in the array, the origin sees only its past
-    rolled = intervals.rolling_half_widths(logp, [1800], [1, 30, 365], LEVELS, refit_every=1)[0]
-    for k, level in enumerate(LEVELS):
-        assert rolled[:, k] == pytest.approx([alone.upper[level][h - 1] for h in (1, 30, 365)], abs=1e-5)
+def test_the_pool_borrows_only_from_the_references_before_the_year(walk):
+    """A forecast in 2021 may borrow what the other assets did up to 2020, never after."""
+    other = volatile_walk(2600, seed=12)
+    garbled = other.where(other.index < "2021-01-01", other * np.exp(np.sin(np.arange(len(other)))))
+    honest, future = (intervals.reference_pool({"other": o}, [2021]) for o in (other, garbled))
+    np.testing.assert_array_equal(honest.quantiles[2021], future.quantiles[2021])
+    assert honest.at(pd.Timestamp("2021-06-30")) is not None and honest.at(pd.Timestamp("2022-01-01")) is None
+
+
+def test_a_young_assets_own_share_grows_with_its_history():
+    others = {f"walk{seed}": volatile_walk(2600, seed) for seed in (31, 32, 33)}
+    young = volatile_walk(2000, seed=34)
+    young.index = pd.date_range("2018-01-01", periods=len(young))
+    pool = intervals.reference_pool(others, range(2018, 2024))
+    shares = []
+    for days in (400, 800, 1500):
+        widths, share = intervals.calibrated_half_widths(young.iloc[:days], pool=pool)
+        assert np.isfinite(widths).all()
+        shares.append(share[[0, 29, 89]])
+    assert (shares[0] == 0).all()  # a year of bars: the pool's quantiles alone
+    assert (shares[0] < shares[1])[:2].all() and (shares[1] < shares[2]).all() and (shares[2] < 1).all()
+    assert shares[1][2] == 0  # 800 days hold too few 90-day windows of their own: the pool's alone
 
 
 def test_bounds_contain_the_prediction_widen_with_the_horizon_and_nest(walk):
@@ -60,22 +77,48 @@ def test_recent_volatility_widens_short_horizons_more_than_long_ones():
     assert short > 1.5 and short > long
 
 
-def test_too_little_history_is_refused():
+def test_too_little_history_is_refused_and_a_year_is_enough():
     with pytest.raises(ValueError, match="too little history"):
-        intervals.served_interval(volatile_walk(400, seed=1))
+        intervals.served_interval(volatile_walk(60, seed=1))
+    interval = intervals.served_interval(volatile_walk(365, seed=1))  # alone: its own first year
+    assert np.isfinite(interval.upper[95]).all()
+
+
+@dataclass(frozen=True)
+class CalibratedLastClose:
+    """The last close with the served interval: the interval method alone, without Prophet."""
+
+    name: str = "calibrated"
+
+    def forecast(self, closes: pd.Series, days_ahead: int) -> Forecast:
+        prediction = np.full(days_ahead, closes.iloc[-1])
+        return with_interval(prediction, intervals.served_interval(closes))
 
 
 def test_on_random_walks_every_level_covers_about_its_share():
     """Out of sample on synthetic random walks with volatility regimes: calibrated at every level."""
     shares = {level: [] for level in LEVELS}
     for seed in (21, 22, 23):
-        scores, coverage = interval_checks.score_intervals(volatile_walk(2400, seed))
-        rows = scores[(scores.stretch == "all") & scores.h.isin([1, 7, 30])]
+        closes = volatile_walk(2400, seed)
+        cutoffs = pd.date_range(closes.index[1095], closes.index[-2], freq="9D")
+        bt = backtest.backtest_forecasters(closes, [CalibratedLastClose()], cutoffs, 30, jobs=2)
+        scores, coverage = interval_checks.score_intervals(bt, "calibrated", 9, horizons=(1, 7, 30))
+        rows = scores[scores.stretch == "all"]
         for level in LEVELS:
             shares[level] += list(rows[rows.level == level].coverage)
         assert interval_checks.interval_gate_failures(scores, coverage) == []
     for level in LEVELS:
         assert abs(np.mean(shares[level]) - level / 100) < 0.05, (level, shares[level])
+
+
+def test_a_horizon_without_scored_origins_says_not_enough_data():
+    closes = volatile_walk(500, seed=3)
+    cutoffs = pd.DatetimeIndex([closes.index[400], closes.index[450]])
+    bt = backtest.backtest_forecasters(closes, [CalibratedLastClose()], cutoffs, 180, jobs=1)
+    scores, coverage = interval_checks.score_intervals(bt, "calibrated", 50)
+    long = scores[scores.h >= 90]
+    assert (long.note == "not enough data").all() and long.coverage.isna().all()
+    assert coverage.h.max() < 90  # gated only where there is something to judge
 
 
 def test_the_gate_refuses_coverage_the_data_rule_out_and_a_worse_winkler():
@@ -96,5 +139,5 @@ def test_scores_wilson_and_winkler():
     outcome = np.array([1.0, 1.2, 0.7])
     scores = interval_checks.winkler(np.full(3, 0.9), np.full(3, 1.1), outcome, 80)
     np.testing.assert_allclose(scores, [0.2, 0.2 + 10 * 0.1, 0.2 + 10 * 0.2])
-    assert interval_checks.significantly_worse(np.full(50, 2.0) + np.arange(50) * 0.01, np.ones(50), 1)
-    assert not interval_checks.significantly_worse(np.ones(50), np.ones(50), 1)
+    assert interval_checks.significantly_worse(np.full(50, 2.0) + np.arange(50) * 0.01, np.ones(50), 1, 9)
+    assert not interval_checks.significantly_worse(np.ones(50), np.ones(50), 1, 9)

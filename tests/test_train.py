@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import api
 import artifact
 from artifact import LEVELS
 from scripts.processes import free_port
@@ -172,15 +174,54 @@ def test_the_quality_gate_refuses_a_model_and_keeps_the_previous_one(model_dir_c
     assert len(list(model_dir_copy.iterdir())) == 4  # no temp files left
 
 
-def test_too_little_history_for_a_backtest_is_refused(fake_alpaca, tmp_path):
-    start = (datetime.now(UTC) - timedelta(days=500)).date().isoformat()
-    result = run_train(
-        "--source", "alpaca", "--asset", "eth", "--start", start, "--model-dir", str(tmp_path),
-        env={"ALPACA_DATA_URL": fake_alpaca.url},
+def train_young_eth(fake_alpaca, tmp_path, days: int) -> subprocess.CompletedProcess:
+    """ETH as if it had been listed `days` days ago: Alpaca serves only its last `days` days."""
+    start = (datetime.now(UTC) - timedelta(days=days)).date().isoformat()
+    return run_train(
+        "--source", "alpaca", "--asset", "eth", "--start", start, "--candidate", "held-trend",
+        "--model-dir", str(tmp_path), env={"ALPACA_DATA_URL": fake_alpaca.url},
     )  # fmt: skip
-    assert result.returncode == 1
-    assert "training eth failed: 500 days of data are too few for a backtest" in result.stderr
-    assert list(tmp_path.iterdir()) == []
+
+
+def serves_a_year_ahead(model_dir, metadata) -> bool:
+    """create_app serves the model's whole next year, with bounds around every prediction."""
+    first = date.fromisoformat(metadata["last_day"]) + timedelta(days=1)
+    query = f"start={first}&end={first + timedelta(days=364)}"
+    response = api.create_app(model_dir).test_client().get(f"/forecast/eth?{query}")
+    days = response.get_json()["forecasts"]
+    return (
+        response.status_code == 200
+        and len(days) == 365
+        and all(0 < day["prediction_low"] < day["prediction"] < day["prediction_high"] for day in days)
+    )
+
+
+def test_an_asset_of_400_days_trains_and_serves_with_the_pooled_interval(fake_alpaca, tmp_path):
+    result = train_young_eth(fake_alpaca, tmp_path, 400)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "too few for a backtest" in result.stderr
+    metadata = read_metadata(tmp_path, "eth")
+    assert metadata["rows"] == 400 and metadata["backtest"] is None
+    calibration = metadata["calibration"]
+    assert "btc" in calibration["pool"]
+    assert calibration["horizons"]["1"] == {
+        "own_share": 0.0,
+        "calibration": "pooled assets only: too few of its own h-day windows",
+    }
+    assert serves_a_year_ahead(tmp_path, metadata)
+
+
+def test_an_asset_of_three_years_is_backtested_gated_and_served(fake_alpaca, tmp_path):
+    result = train_young_eth(fake_alpaca, tmp_path, 1148)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    metadata = read_metadata(tmp_path, "eth")
+    assert metadata["rows"] == 1148 and metadata["backtest"]["cutoffs"] == 24
+    shares = {h: row["own_share"] for h, row in metadata["calibration"]["horizons"].items()}
+    assert 0 < shares["1"] < 1 and shares["365"] == 0  # its own 1-day windows count; its own years do not
+    rows = {(r["stretch"], r["h"]) for r in metadata["backtest"]["intervals"] if r["level"] == 80}
+    assert rows == {(stretch, h) for stretch in ("all", "final") for h in (1, 7, 30, 90, 180, 365)}
+    assert serves_a_year_ahead(tmp_path, metadata)
 
 
 def test_unreachable_alpaca_fails_with_one_line_and_keeps_the_old_model(model_dir_copy):

@@ -14,16 +14,19 @@ from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from artifact import MAX_SERVED_DAYS, METADATA_FORMAT, Metadata, metadata_path, model_file_name, write_pair
 from training.data.alpaca import alpaca_client, fetch_bars
-from training.data.assets import Asset
+from training.data.assets import Asset, load_assets, reference_assets
 from training.data.sources import Bars, load_snapshot
 from training.data.validation import drop_open_day, validate_bars
 from training.errors import FetchError, TrainingError, os_problem
 from training.models.configs import CANDIDATES, DEFAULT_CONFIG, Config, Fitted, contract, fit, training_window
-from training.selection.evaluation import Choice, choose_and_check
+from training.models.intervals import NO_POOL, Pool, reference_pool
+from training.selection.backtest import MIN_EVAL_CUTOFFS, daily_closes, rolling_cutoffs
+from training.selection.evaluation import Choice, choose_and_check, unjudged_choice
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +102,55 @@ def check_served_range(frame: pd.DataFrame, horizon_days: int) -> None:
         )
 
 
-def choose_config(frame: pd.DataFrame, options: Options, previous: str | None) -> Choice | None:
-    """Backtest the candidate configurations and choose one; None when the backtest is skipped."""
+def reference_closes(asset: Asset) -> dict[str, pd.Series]:
+    """The other bundled assets' closes (a young asset's interval borrows their quantiles)."""
+    references = {}
+    for key, other in reference_assets(asset, load_assets()).items():
+        try:
+            closes = load_snapshot(other.snapshot).frame["close"]
+        except TrainingError as error:
+            log.warning("reference asset %s left out of the pool: %s", key, error)
+            continue
+        references[key] = closes[np.isfinite(closes) & (closes > 0)]
+    return references
+
+
+def interval_pool(asset: Asset, frame: pd.DataFrame, options: Options) -> Pool:
+    """The pooled quantiles for the years the backtest's cutoffs and the served model fall in."""
+    years = {frame.ds.iloc[-1].year}
+    if options.backtest:
+        cutoffs, _ = rolling_cutoffs(frame.ds)
+        years |= {cutoff.year for cutoff in cutoffs}
+    started = time.monotonic()
+    pool = reference_pool(reference_closes(asset), years)
+    log.info(
+        "pooled %d reference asset(s) for %d year(s) in %.1f s",
+        len(pool.names),
+        len(years),
+        time.monotonic() - started,
+    )
+    return pool
+
+
+def choose_config(frame: pd.DataFrame, options: Options, previous: str | None, pool: Pool) -> Choice | None:
+    """Backtest the candidate configurations and choose one; None when the backtest is skipped.
+
+    An asset too young for a backtest is served with the default configuration and its calibrated
+    (pooled) interval, unjudged, and says so in its model card.
+    """
     if not options.backtest:
         log.warning("skipping the backtest: %s serves Prophet's own interval", DEFAULT_CONFIG.name)
         return None
+    _, evaluated = rolling_cutoffs(frame.ds)
+    if evaluated < MIN_EVAL_CUTOFFS:
+        log.warning(
+            "%d days are too few for a backtest (%d cutoffs fit, %d needed): serving %s with its calibrated "
+            "interval, unjudged", len(frame), evaluated, MIN_EVAL_CUTOFFS, DEFAULT_CONFIG.name,
+        )  # fmt: skip
+        return unjudged_choice(DEFAULT_CONFIG, daily_closes(frame), pool)
     return choose_and_check(
         frame, considered_configs(options), jobs=options.jobs, max_mape_ratio=options.max_mape_ratio,
-        incumbent=previous,
+        incumbent=previous, pool=pool,
     )  # fmt: skip
 
 
@@ -160,7 +204,8 @@ def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
     stale_limit = options.max_stale_days if bars.source == "alpaca" else None
     frame = validate_bars(closed, min_rows=options.min_rows, max_stale_days=stale_limit, now=now)
     check_served_range(frame, options.horizon_days)
-    choice = choose_config(frame, options, incumbent(metadata_path(options.model_dir, asset.key)))
+    pool = interval_pool(asset, frame, options) if options.backtest else NO_POOL
+    choice = choose_config(frame, options, incumbent(metadata_path(options.model_dir, asset.key)), pool)
     config = choice.config if choice else DEFAULT_CONFIG
     fitted = fit_model(config, frame)
     model_bytes = pickle.dumps(fitted.model, protocol=pickle.HIGHEST_PROTOCOL)
@@ -171,6 +216,7 @@ def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
     metadata["forecast"] = served.to_json()
     metadata["config"] = config.params()
     metadata["backtest"] = choice.summary if choice else None
+    metadata["calibration"] = choice.calibration if choice else None
     metadata["closes"] = {
         "first_day": frame.ds.iloc[0].date().isoformat(),
         "values": [float(v) for v in frame.y.to_numpy()],

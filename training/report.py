@@ -17,13 +17,15 @@ from training.data.assets import PROJECT_DIR, load_assets
 from training.data.sources import load_snapshot
 from training.data.validation import DEFAULT_MIN_ROWS, validate_bars
 from training.models.configs import CANDIDATES, REFERENCES, Config
+from training.models.intervals import reference_pool
+from training.pipeline import reference_closes
 from training.selection.backtest import (
     HORIZONS,
     MIN_EVAL_CUTOFFS,
     SPACING_DAYS,
     Backtest,
-    daily_closes,
     quiet_libraries,
+    rolling_cutoffs,
     run_backtest,
 )
 from training.selection.evaluation import (
@@ -36,12 +38,7 @@ from training.selection.evaluation import (
     selection_score,
     served_bounds,
 )
-from training.selection.interval_checks import (
-    FINAL_STRETCH_DAYS,
-    ORIGIN_SPACING,
-    interval_gate_failures,
-    score_intervals,
-)
+from training.selection.interval_checks import FINAL_STRETCH_DAYS, interval_gate_failures, score_intervals
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +66,7 @@ def markdown_table(scores: dict[str, Scores], notes: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def plot_report(
-    bt: Backtest, scores: dict[str, Scores], chosen: str, asset_key: str, out, closes: pd.Series
-) -> list[str]:
+def plot_report(bt: Backtest, scores: dict[str, Scores], chosen: str, asset_key: str, out) -> list[str]:
     """Forecast vs actual, error by horizon and coverage by horizon, as PNG files; returns their names."""
     import matplotlib
 
@@ -81,7 +76,7 @@ def plot_report(
     names = []
     h = 30
     days = bt.cutoffs[list(bt.rows)] + pd.Timedelta(days=h)
-    low, high = served_bounds(bt, chosen, h, closes)
+    low, high = served_bounds(bt, chosen, h)
     fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.plot(days, bt.actual[bt.rows, h - 1], "k.-", lw=1, label="actual close")
     prediction = bt.paths[chosen].prediction[bt.rows, h - 1]
@@ -135,25 +130,25 @@ def _save(fig, out, name: str) -> str:
 def asset_report(asset_key: str, out, jobs: int | None) -> str:
     """Backtest one asset's candidates and references on its snapshot; its Markdown section."""
     asset, frame = snapshot_frame(asset_key)
-    closes = daily_closes(frame)
-    bt = run_backtest(frame, [*CANDIDATES, *REFERENCES], jobs=jobs)
-    scores = {name: score(bt, name, closes) for name in bt.paths}
+    cutoffs, _ = rolling_cutoffs(frame.ds)
+    pool = reference_pool(reference_closes(asset), {cutoff.year for cutoff in cutoffs})
+    bt = run_backtest(frame, [*CANDIDATES, *REFERENCES], jobs=jobs, pool=pool)
+    scores = {name: score(bt, name) for name in bt.paths}
     chosen, _ = choose(scores, list(CANDIDATES))
-    interval_scores, coverage = score_intervals(closes)
+    interval_scores, coverage = score_intervals(bt, chosen.name, SPACING_DAYS)
     failures = gate_failures(bt, scores[chosen.name], scores["naive"])
     failures += interval_gate_failures(interval_scores, coverage)
     ranked = {c.name: selection_score(scores[c.name], scores["naive"]) for c in CANDIDATES}
     evaluated = bt.cutoffs[list(bt.rows)]
     notes = {chosen.name: " (served)", **{r.name: " (reference)" for r in REFERENCES}}
-    plots = plot_report(bt, scores, chosen.name, asset_key, out, closes)
+    plots = plot_report(bt, scores, chosen.name, asset_key, out)
     return "\n".join(
         [
             f"## {asset.name} ({asset.symbol})",
             "",
             f"Data: `{asset.snapshot.relative_to(asset.snapshot.parents[1])}`, {len(frame)} days, "
             f"{frame.ds.iloc[0].date()} to {frame.ds.iloc[-1].date()}. {bt.evaluated} evaluated cutoffs "
-            f"from {evaluated[0].date()} to {evaluated[-1].date()} (every {SPACING_DAYS} days), after "
-            f"{len(bt.cutoffs) - bt.evaluated} warm-up cutoffs. "
+            f"from {evaluated[0].date()} to {evaluated[-1].date()} (every {SPACING_DAYS} days). "
             f"Backtest of {len(bt.configs)} configurations: {bt.seconds:.0f} s.",
             "",
             f"**Served: `{chosen.name}`** ({_describe(chosen)}). Selection scores (mean over 1/7/30/90 days "
@@ -166,9 +161,10 @@ def asset_report(asset_key: str, out, jobs: int | None) -> str:
             "",
             markdown_table(scores, notes),
             "",
-            "Intervals at rolling origins (every "
-            f"{ORIGIN_SPACING} days, centred on the last close; 'final' is the last {FINAL_STRETCH_DAYS} "
-            "days of origins, reported on its own). Coverage with its Wilson 95% interval on the "
+            "The served configuration's bands at the same cutoffs, exactly as the API would have "
+            f"served them ('final': the cutoffs in the last {FINAL_STRETCH_DAYS} days of the data, "
+            "reported on their own; reports/panel.md judges them at far more origins and assets). "
+            "Coverage with its Wilson 95% interval on the "
             "non-overlapping windows; Winkler and pinball as a ratio to the trivial interval's (below 1 "
             "is better):",
             "",
@@ -186,6 +182,9 @@ def interval_table(scores: pd.DataFrame) -> str:
     columns += ["trivial coverage", "Winkler / trivial", "pinball / trivial"]
     lines = ["| " + " | ".join(columns) + " |", "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     for row in scores.sort_values(["stretch", "h", "level"]).itertuples():
+        if row.note:  # a horizon with fewer than two scored cutoffs
+            lines.append(f"| {row.stretch} | {row.h} | {row.level}% | {row.origins} | | {row.note} | | | |")
+            continue
         ci = f"{row.coverage:.1%} [{row.coverage_ci[0]:.0%}-{row.coverage_ci[1]:.0%}]"
         cells = [
             row.stretch,
@@ -246,8 +245,10 @@ daily log change of all the history so far).
 **Intervals** (training/models/intervals.py): a volatility term structure (recent volatility for days,
 the three-year level for months) times the quantiles of the asset's own past standardized
 returns, built at each origin from the closes up to it only, at 50, 80, 90 and 95%.
-They are judged at rolling origins against the **trivial interval** (the last close times the
-quantiles of all h-day log returns of the three years before).
+A young asset's quantiles are shrunk towards those of the other bundled assets (before the
+origin's year only). The bands are judged as served, at the backtest's cutoffs, against the
+**trivial interval** (the last close times the quantiles of all h-day log returns of the three
+years before); `make panel` (reports/panel.md) judges them on many assets at far more origins.
 
 **Choice.** The candidates are ranked by their mean, over the four horizons, of MAPE divided by
 the naive MAPE; the first in order of preference ({order}) within {tolerance:.1%} of the best is

@@ -8,6 +8,8 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 ASSETS_FILE = PROJECT_DIR / "assets.toml"
+# The evaluation panel: other assets' bundled bars (data/panel/PROVENANCE.md), the same format.
+PANEL_FILE = PROJECT_DIR / "data" / "panel" / "panel.toml"
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,7 @@ class Asset:
     name: str  # Bitcoin
     symbol: str  # Alpaca symbol: BTC/USD
     snapshot: Path  # bundled CSV for offline training
+    category: str = ""  # panel assets: "old", "young" or "collapsed"
 
 
 def load_assets(path: Path = ASSETS_FILE) -> dict[str, Asset]:
@@ -27,4 +30,26 @@ def load_assets(path: Path = ASSETS_FILE) -> dict[str, Asset]:
     return {
         key: Asset(key, table["name"], table["symbol"], PROJECT_DIR / table["snapshot"])
         for key, table in tables.items()
+    }
+
+
+def load_panel(path: Path = PANEL_FILE) -> dict[str, Asset]:
+    """The evaluation panel's assets (none when the panel is not there)."""
+    if not path.exists():
+        return {}
+    with path.open("rb") as handle:
+        tables = tomllib.load(handle)
+    return {
+        key: Asset(
+            key, table["name"], table["symbol"], PROJECT_DIR / table["snapshot"], table.get("category", "")
+        )
+        for key, table in tables.items()
+    }
+
+
+def reference_assets(asset: Asset, assets: dict[str, Asset]) -> dict[str, Asset]:
+    """Every bundled asset but `asset` (by key or symbol): whose history a young asset may borrow."""
+    everything = {**load_panel(), **assets}
+    return {
+        key: other for key, other in everything.items() if key != asset.key and other.symbol != asset.symbol
     }

@@ -10,16 +10,22 @@ At an origin t (the last training day), from the closes up to t only:
    QLIKE on the h-day returns already known at t (h up to 90): recent volatility matters for days,
    the long-run level for months.
 3. z = the h-day log return from every past start s (s + h <= t, s at least a year into the data)
-   divided by that start's sd(h); q_L(h) = the L-quantile of |z|. The band is symmetric in log
-   price around the prediction: no drift is extrapolated, so it does not lean up after a bull run.
+   divided by that start's sd(h); q_L(h) = the L-quantile of |z|. A young asset has few such
+   starts, so its quantiles are shrunk towards the pooled quantiles of other assets (each
+   standardized by its own volatility, from their closes before the origin's year only), which
+   weigh as two years of its own starts: the own share grows with its history. The band is
+   symmetric in log price around the prediction: no drift is extrapolated.
 4. Half-widths m_L(h) = q_L(h) sd_t(h) for h = 1..365, never narrowing with h or with L. The
    served interval at level L is prediction * exp(+-m_L(h)).
 
 No constant is tuned to an outcome: lambda, the windows and the grid are fixed; w1, half_life and
-the quantiles are estimated from the asset's own past at each origin. Pure numpy and pandas.
+the quantiles are estimated from the asset's own past (and the other assets' before its year) at
+each origin. Pure numpy and pandas.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -38,6 +44,7 @@ DEFAULT_TERMS = (1.0, 32.0)  # (w1, half_life) when too few returns are known to
 CALIBRATION_START = 365  # starts with less history before them give too noisy a variance
 MIN_SAMPLES = 180  # standardized returns a horizon's quantile needs, and at least
 WINDOWS_PER_QUANTILE = 5  # ... this many non-overlapping h-day windows' worth
+POOL_WEIGHT_STARTS = 730  # the other assets' quantiles weigh as two years of an asset's own starts
 
 
 def log_prices(closes: pd.Series) -> np.ndarray:
@@ -110,80 +117,125 @@ def fit_terms(short, long, fit_returns: np.ndarray, t: int) -> tuple[float, floa
     return terms
 
 
-def standardized_quantiles(abs_z: np.ndarray, t: int, shares) -> np.ndarray:
-    """q[h-1, k]: the shares[k]-quantile of |z| at horizon h over the starts known at day t.
-
-    A horizon with too few known returns takes the quantiles of the longest shorter one that
-    has enough (NaN if none has).
-    """
+def standardized_quantiles(
+    abs_z: np.ndarray, t: int, shares, first: int = CALIBRATION_START, min_samples: int = MIN_SAMPLES
+) -> tuple[np.ndarray, np.ndarray]:
+    """(q, n): q[h-1, k] the shares[k]-quantile of |z| at horizon h over the starts known at day t
+    from day `first` on, and n[h-1] the number of those starts; NaN and 0 where too few."""
     quantiles = np.full((abs_z.shape[1], len(shares)), np.nan)
-    enough = None
+    counts = np.zeros(abs_z.shape[1])
     for j in range(abs_z.shape[1]):
         h = j + 1
-        z = abs_z[CALIBRATION_START : max(t - h + 1, CALIBRATION_START), j]
+        z = abs_z[first : max(t - h + 1, first), j]
         z = z[np.isfinite(z)]
-        if len(z) >= max(MIN_SAMPLES, WINDOWS_PER_QUANTILE * h):
-            enough = quantiles[j] = np.quantile(z, shares)
-        elif enough is not None:
-            quantiles[j] = enough
-    return quantiles
+        if len(z) >= max(min_samples, WINDOWS_PER_QUANTILE * h):
+            quantiles[j], counts[j] = np.quantile(z, shares), len(z)
+    return quantiles, counts
 
 
-def half_widths(t: int, levels, abs_z: np.ndarray, sd: np.ndarray) -> np.ndarray:
-    """m[k, h-1] at day t: never narrower at a longer horizon or a higher level."""
-    shares = np.asarray(levels, dtype=float) / 100
-    widths = (standardized_quantiles(abs_z, t, shares) * sd[t][:, None]).T
-    return np.maximum.accumulate(np.maximum.accumulate(widths, axis=1), axis=0)
-
-
-def served_interval(closes: pd.Series, levels=LEVELS) -> Interval:
-    """The intervals to serve after the last close, from the closes up to it."""
-    logp = log_prices(closes)
+def standardized_returns(logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(|z|, sd): every past h-day log return over its start's forecast sd, for h = 1..MAX_HORIZON,
+    with the term structure fitted at the last day; shapes (days, MAX_HORIZON)."""
     t = len(logp) - 1
     short, long = variances(logp)
     terms = fit_terms(short, long, forward_returns(logp, FIT_HORIZONS), t)
     sd = horizon_sd(short, long, range(1, MAX_HORIZON + 1), *terms)
-    widths = half_widths(t, levels, np.abs(forward_returns(logp, range(1, MAX_HORIZON + 1)) / sd), sd)
+    return np.abs(forward_returns(logp, range(1, MAX_HORIZON + 1)) / sd), sd
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Standardized-return quantiles of other assets, by the year they may serve in.
+
+    For year Y, each reference asset's quantiles come from its closes before 1 January of Y only,
+    so that no forecast borrows from its own future; they are averaged, weighted by their counts
+    of starts (pooling quantiles, not samples: Vincentization).
+    """
+
+    names: tuple[str, ...]
+    quantiles: dict[int, np.ndarray]  # year -> q[h-1, k] for LEVELS
+    counts: dict[int, np.ndarray]  # year -> starts behind q[h-1]
+
+    def at(self, day: pd.Timestamp) -> tuple[np.ndarray, np.ndarray] | None:
+        year = pd.Timestamp(day).year
+        return (self.quantiles[year], self.counts[year]) if year in self.quantiles else None
+
+
+NO_POOL = Pool((), {}, {})
+
+
+def reference_pool(references: dict[str, pd.Series], years, levels=LEVELS) -> Pool:
+    """The pool of the reference assets' standardized quantiles for each of `years`."""
+    shares = np.asarray(levels, dtype=float) / 100
+    quantiles, counts = {}, {}
+    for year in sorted(set(years)):
+        total_q, total_n = np.zeros((MAX_HORIZON, len(shares))), np.zeros(MAX_HORIZON)
+        for closes in references.values():
+            known = closes[closes.index < pd.Timestamp(year=year, month=1, day=1)]
+            if len(known) <= CALIBRATION_START + MIN_SAMPLES:
+                continue
+            logp = log_prices(known)
+            q, n = standardized_quantiles(standardized_returns(logp)[0], len(logp) - 1, shares)
+            total_q += np.nan_to_num(q) * n[:, None]
+            total_n += n
+        with np.errstate(invalid="ignore"):
+            quantiles[year], counts[year] = total_q / total_n[:, None], total_n
+    return Pool(tuple(references), quantiles, counts)
+
+
+def blended_quantiles(own: np.ndarray, own_counts: np.ndarray, pooled) -> tuple[np.ndarray, np.ndarray]:
+    """(q, own share): the asset's own quantiles, shrunk towards the pool's by their weights.
+
+    The pool weighs as POOL_WEIGHT_STARTS of the asset's own starts, so the own share grows with
+    its history (a year: about a third; ten years: over 80%). NaN where neither has quantiles.
+    """
+    pool_q, pool_n = pooled if pooled is not None else (np.full_like(own, np.nan), np.zeros(len(own)))
+    pool_weight = np.where(pool_n > 0, POOL_WEIGHT_STARTS, 0.0)
+    with np.errstate(invalid="ignore"):
+        share = own_counts / (own_counts + pool_weight)
+    blended = np.nan_to_num(own) * share[:, None] + np.nan_to_num(pool_q) * (1 - share[:, None])
+    blended[~np.isfinite(share)] = np.nan
+    return blended, share
+
+
+def fallback_quantiles(quantiles: np.ndarray, share: np.ndarray, abs_z: np.ndarray, t: int, shares):
+    """Where neither the asset nor a pool has quantiles (the first assets of all, a lone young one):
+    the asset's own from every start with a variance, and at longer horizons the longest shorter
+    horizon's; the own share is then 1."""
+    missing = ~np.isfinite(quantiles[:, 0])
+    if missing.any():
+        loose, counts = standardized_quantiles(abs_z, t, shares, first=MIN_RETURNS, min_samples=MIN_RETURNS)
+        quantiles[missing], share[missing] = loose[missing], np.where(counts[missing] > 0, 1.0, np.nan)
+        filled = pd.DataFrame(quantiles).ffill().to_numpy()
+        share[~np.isfinite(quantiles[:, 0]) & np.isfinite(filled[:, 0])] = 1.0
+        quantiles = filled
+    return quantiles, share
+
+
+def calibrated_half_widths(closes: pd.Series, levels=LEVELS, pool: Pool = NO_POOL):
+    """(m, own share): m[k, h-1] after the last close, never narrower at a longer horizon or a
+    higher level, and the share of the asset's own history in each horizon's quantiles."""
+    logp = log_prices(closes)
+    t = len(logp) - 1
+    abs_z, sd = standardized_returns(logp)
+    own, counts = standardized_quantiles(abs_z, t, np.asarray(levels, dtype=float) / 100)
+    pooled = pool.at(closes.index[-1])
+    if pooled is not None:
+        pooled = (pooled[0][:, [list(LEVELS).index(level) for level in levels]], pooled[1])
+    quantiles, share = blended_quantiles(own, counts, pooled)
+    quantiles, share = fallback_quantiles(quantiles, share, abs_z, t, np.asarray(levels, dtype=float) / 100)
+    widths = (quantiles * sd[t][:, None]).T
+    return np.maximum.accumulate(np.maximum.accumulate(widths, axis=1), axis=0), share
+
+
+def served_interval(closes: pd.Series, levels=LEVELS, pool: Pool = NO_POOL) -> Interval:
+    """The intervals to serve after the last close, from the closes up to it (and the pool)."""
+    widths, _ = calibrated_half_widths(closes, levels, pool)
     if not np.isfinite(widths).all():
-        raise ValueError("too little history to calibrate the intervals: about two years are needed")
+        raise ValueError("too little history to calibrate the intervals, and no reference assets to borrow from")
     rounded = np.round(widths, 5)
     return Interval(
         list(range(1, MAX_HORIZON + 1)),
         {level: (-rounded[k]).tolist() for k, level in enumerate(levels)},
         {level: rounded[k].tolist() for k, level in enumerate(levels)},
     )
-
-
-def rolling_half_widths(
-    logp: np.ndarray, origins, horizons, levels=LEVELS, refit_every: int = 28
-) -> np.ndarray:
-    """m[i, j, k] at each origin (a day index), horizon and level, each from the data up to it.
-
-    As served_interval at each origin, except that (w1, half_life), which change slowly, are
-    refitted every `refit_every` days, so that a backtest over hundreds of origins takes seconds.
-    """
-    horizons = list(horizons)
-    short, long = variances(logp)
-    fit_returns = forward_returns(logp, FIT_HORIZONS)
-    returns = forward_returns(logp, range(1, max(horizons) + 1))
-    widths = np.full((len(origins), len(horizons), len(levels)), np.nan)
-    fitted_at, terms, sd, abs_z = None, None, None, None
-    for i, t in enumerate(origins):
-        if fitted_at is None or t - fitted_at >= refit_every:
-            fitted_at, new = t, fit_terms(short, long, fit_returns, t)
-            if new != terms:
-                terms = new
-                sd = horizon_sd(short, long, range(1, max(horizons) + 1), *terms)
-                abs_z = np.abs(returns / sd)
-        if np.isfinite(short[t]) and np.isfinite(long[t]):
-            widths[i] = half_widths(t, levels, abs_z, sd)[:, np.asarray(horizons) - 1].T
-    return widths
-
-
-def trivial_bounds(logp: np.ndarray, t: int, h: int, levels=LEVELS, window: int = 1095):
-    """The trivial interval's log bounds at origin t: quantiles of all h-day log returns of the
-    `window` days before it (the baseline every served interval must beat)."""
-    first = max(0, t - window)
-    returns = logp[first + h : t + 1] - logp[first : t - h + 1]
-    shares = np.asarray(levels, dtype=float) / 100
-    return np.quantile(returns, (1 - shares) / 2), np.quantile(returns, (1 + shares) / 2)

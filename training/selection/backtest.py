@@ -1,4 +1,5 @@
-"""Rolling-origin backtest: every configuration fitted at every cutoff, with naive baselines beside it."""
+"""Rolling-origin backtest: every forecaster (the served configurations and the baselines, through
+one API: training/models/forecasters.py) at every cutoff, from the closes up to it only."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 from training.errors import QualityError
-from training.models.configs import Config, fit, forecast_prices, training_window
+from training.models.configs import Config
+from training.models.forecasters import BASELINES, Forecast, Forecaster, ProphetForecaster
+from training.models.intervals import NO_POOL, Pool
 from training.workers import map_with_progress, worker_pool
 
 log = logging.getLogger(__name__)
@@ -39,26 +42,35 @@ def rolling_cutoffs(days: pd.Series, eval_cutoffs: int = EVAL_CUTOFFS) -> tuple[
 
 @dataclass
 class Paths:
-    """One model's forecasts in USD: arrays of shape (cutoffs, days ahead 1..FORECAST_DAYS)."""
+    """One forecaster's forecasts in USD at every cutoff: arrays of shape (cutoffs, days ahead)."""
 
     prediction: np.ndarray
-    lower: np.ndarray | None = None  # Prophet's own interval, for configurations that serve it
-    upper: np.ndarray | None = None
+    lower: dict[int, np.ndarray] = field(default_factory=dict)  # level -> bounds; empty: none served
+    upper: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def stacked(cls, forecasts: list[Forecast]) -> Paths:
+        """One forecaster's forecasts at each cutoff, stacked by cutoff."""
+        levels = forecasts[0].lower
+        return cls(
+            np.vstack([f.prediction for f in forecasts]),
+            {level: np.vstack([f.lower[level] for f in forecasts]) for level in levels},
+            {level: np.vstack([f.upper[level] for f in forecasts]) for level in levels},
+        )
 
 
 @dataclass
 class Backtest:
-    """Every model's forecasts at every cutoff, and what happened."""
+    """Every forecaster's forecasts at every cutoff, and what happened."""
 
     cutoffs: pd.DatetimeIndex
     evaluated: int  # metrics are measured on the last `evaluated` cutoffs
-    actual: np.ndarray  # USD close at cutoff + h, shape (cutoffs, FORECAST_DAYS); NaN past the data
+    actual: np.ndarray  # USD close at cutoff + h, shape (cutoffs, days ahead); NaN past the data
     paths: dict[str, Paths]
     configs: dict[str, Config]
     seconds: float
-    # The served intervals' log half-widths at the evaluated cutoffs, by days ahead: the same for
-    # every calibrated model (they come from the closes alone), so computed once (evaluation.py).
-    widths: dict[int, np.ndarray] = field(default_factory=dict)
+    last_close: np.ndarray = field(default_factory=lambda: np.array([]))  # at each cutoff
+    data_end: pd.Timestamp | None = None  # the last day with a close
 
     @property
     def rows(self) -> range:
@@ -70,23 +82,10 @@ def daily_closes(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(frame.y.to_numpy(), index=pd.DatetimeIndex(frame.ds))
 
 
-def actual_closes(frame: pd.DataFrame, cutoffs: pd.DatetimeIndex, days_ahead: int) -> np.ndarray:
+def actual_closes(closes: pd.Series, cutoffs: pd.DatetimeIndex, days_ahead: int) -> np.ndarray:
     """The close on cutoff + h for h = 1..days_ahead, NaN where the data ends first."""
     targets = cutoffs.to_numpy()[:, None] + np.arange(1, days_ahead + 1) * np.timedelta64(1, "D")
-    return daily_closes(frame).reindex(targets.ravel()).to_numpy().reshape(targets.shape)
-
-
-def baseline_paths(frame: pd.DataFrame, cutoffs: pd.DatetimeIndex, days_ahead: int) -> dict[str, Paths]:
-    """Naive (every future day = the last close) and naive with drift (the mean daily log change so far)."""
-    closes = daily_closes(frame)
-    last = closes.reindex(cutoffs).to_numpy()
-    elapsed = (cutoffs - closes.index[0]).days.to_numpy()
-    drift = np.log(last / closes.iloc[0]) / elapsed
-    ahead = np.arange(1, days_ahead + 1)
-    return {
-        "naive": Paths(np.repeat(last[:, None], days_ahead, axis=1)),
-        "drift": Paths(last[:, None] * np.exp(drift[:, None] * ahead)),
-    }
+    return closes.reindex(targets.ravel()).to_numpy().reshape(targets.shape)
 
 
 def quiet_libraries() -> None:
@@ -98,54 +97,83 @@ def quiet_libraries() -> None:
             logger.addHandler(logging.NullHandler())
 
 
-def forecast_at_cutoff(config: Config, history: pd.DataFrame, days_ahead: int):
-    """Fit on the history up to a cutoff and forecast the days after it."""
-    fitted = fit(config, history, uncertainty=not config.calibrate)
-    return forecast_prices(config, fitted, history.ds.iloc[-1], days_ahead)
+def forecast_at_cutoff(forecaster: Forecaster, closes: pd.Series, days_ahead: int) -> Forecast:
+    """What the forecaster says from the closes up to a cutoff (run in a worker process)."""
+    return forecaster.forecast(closes, days_ahead)
+
+
+def too_few_cutoffs(frame: pd.DataFrame, evaluated: int) -> QualityError:
+    return QualityError(
+        f"{len(frame)} days of data are too few for a backtest: {evaluated} cutoffs fit in them, "
+        f"{MIN_EVAL_CUTOFFS} at least are needed"
+    )
 
 
 def run_backtest(
-    frame: pd.DataFrame, configs: list[Config], jobs: int | None = None, eval_cutoffs: int = EVAL_CUTOFFS
+    frame: pd.DataFrame,
+    configs: list[Config],
+    jobs: int | None = None,
+    eval_cutoffs: int = EVAL_CUTOFFS,
+    pool: Pool = NO_POOL,
+    cutoffs: pd.DatetimeIndex | None = None,
+    days_ahead: int = FORECAST_DAYS,
 ) -> Backtest:
-    """Fit every configuration at every cutoff, in parallel, and forecast FORECAST_DAYS days ahead."""
-    started = time.monotonic()
-    days_ahead = FORECAST_DAYS
-    cutoffs, evaluated = rolling_cutoffs(frame.ds, eval_cutoffs)
-    if evaluated < MIN_EVAL_CUTOFFS:
-        raise QualityError(
-            f"{len(frame)} days of data are too few for a backtest: {evaluated} cutoffs fit in them, "
-            f"{MIN_EVAL_CUTOFFS} at least are needed"
-        )
-    tasks = [
-        (config, training_window(config, frame[frame.ds <= cutoff]), days_ahead)
-        for config in configs
-        for cutoff in cutoffs
-    ]
-    jobs = jobs or os.cpu_count() or 1
+    """Every configuration, as served (ProphetForecaster), and every baseline at every cutoff.
+
+    The cutoffs are rolling_cutoffs' unless given.
+    """
+    if cutoffs is None:
+        cutoffs, evaluated = rolling_cutoffs(frame.ds, eval_cutoffs)
+        if evaluated < MIN_EVAL_CUTOFFS:
+            raise too_few_cutoffs(frame, evaluated)
     log.info(
-        "backtesting %d configuration(s) at %d cutoffs (%s to %s, %d evaluated) with %d processes",
-        len(configs), len(cutoffs), cutoffs[0].date(), cutoffs[-1].date(), evaluated, jobs,
+        "backtesting %d configuration(s) at %d cutoffs (%s to %s)",
+        len(configs), len(cutoffs), cutoffs[0].date(), cutoffs[-1].date(),
     )  # fmt: skip
+    bt = backtest_forecasters(
+        daily_closes(frame),
+        [ProphetForecaster(config, pool) for config in configs],
+        cutoffs,
+        days_ahead,
+        jobs,
+    )
+    bt.configs = {c.name: c for c in configs}
+    return bt
+
+
+def backtest_forecasters(
+    closes: pd.Series,
+    forecasters: list[Forecaster],
+    cutoffs: pd.DatetimeIndex,
+    days_ahead: int,
+    jobs: int | None = None,
+) -> Backtest:
+    """`forecasters` at every cutoff on worker processes, the (cheap) baselines here."""
+    started = time.monotonic()
+    tasks = [(f, closes[closes.index <= cutoff], days_ahead) for f in forecasters for cutoff in cutoffs]
     results = []
     if tasks:
-        with worker_pool(jobs, quiet_libraries) as pool:
-            results = map_with_progress(pool, forecast_at_cutoff, tasks, "backtest")
-    paths = baseline_paths(frame, cutoffs, days_ahead)
-    for i, config in enumerate(configs):
-        per_cutoff = results[i * len(cutoffs) : (i + 1) * len(cutoffs)]
-        prediction, lower, upper = zip(*per_cutoff, strict=True)
-        paths[config.name] = Paths(
-            np.vstack(prediction),
-            None if config.calibrate else np.vstack(lower),
-            None if config.calibrate else np.vstack(upper),
+        jobs = min(jobs or os.cpu_count() or 1, len(tasks))
+        log.info("%d fits with %d processes", len(tasks), jobs)
+        with worker_pool(jobs, quiet_libraries) as workers:
+            results = map_with_progress(workers, forecast_at_cutoff, tasks, "backtest")
+    paths = {
+        baseline.name: Paths.stacked(
+            [baseline.forecast(closes[closes.index <= c], days_ahead) for c in cutoffs]
         )
+        for baseline in BASELINES
+    }
+    for i, forecaster in enumerate(forecasters):
+        paths[forecaster.name] = Paths.stacked(results[i * len(cutoffs) : (i + 1) * len(cutoffs)])
     seconds = time.monotonic() - started
     log.info("backtest took %.1f s", seconds)
     return Backtest(
         cutoffs=cutoffs,
-        evaluated=evaluated,
-        actual=actual_closes(frame, cutoffs, days_ahead),
+        evaluated=len(cutoffs),
+        actual=actual_closes(closes, cutoffs, days_ahead),
         paths=paths,
-        configs={c.name: c for c in configs},
+        configs={},
         seconds=seconds,
+        last_close=closes.reindex(cutoffs).to_numpy(),
+        data_end=closes.index[-1],
     )

@@ -12,7 +12,8 @@ import pandas as pd
 from artifact import SERVED_INTERVAL_WIDTH, SERVED_LEVEL, Interval
 from training.errors import QualityError
 from training.models.configs import CANDIDATES, Config
-from training.models.intervals import log_prices, rolling_half_widths, served_interval
+from training.models.forecasters import ProphetForecaster
+from training.models.intervals import NO_POOL, Pool, calibrated_half_widths
 from training.selection.backtest import (
     HORIZONS,
     MIN_EVAL_CUTOFFS,
@@ -41,26 +42,14 @@ METRICS = ("mae", "mape", "mdape", "coverage", "width")
 # ---------------------------------------------------------------- scores
 
 
-def served_bounds(
-    bt: Backtest, name: str, days_ahead: int, closes: pd.Series
-) -> tuple[np.ndarray, np.ndarray]:
-    """The USD interval each evaluated cutoff would have served, shape (evaluated, days_ahead).
-
-    Calibrated models use the intervals built from the closes up to that cutoff only, as in
-    production (training/models/intervals.py).
-    """
-    paths = bt.paths[name]
-    config = bt.configs.get(name)
-    if config is not None and not config.calibrate:
-        return paths.lower[bt.rows, :days_ahead], paths.upper[bt.rows, :days_ahead]
-    if days_ahead not in bt.widths:
-        origins = closes.index.get_indexer(bt.cutoffs[list(bt.rows)])
-        bt.widths[days_ahead] = rolling_half_widths(
-            log_prices(closes), origins, range(1, days_ahead + 1), [SERVED_LEVEL]
-        )[:, :, 0]
-    widths = bt.widths[days_ahead]
-    prediction = paths.prediction[bt.rows, :days_ahead]
-    return prediction * np.exp(-widths), prediction * np.exp(widths)
+def served_bounds(bt: Backtest, name: str, days_ahead: int) -> tuple[np.ndarray, np.ndarray]:
+    """The USD 80% interval each evaluated cutoff would have served, shape (evaluated, days_ahead):
+    the forecaster's own bounds, as the API serves them (NaN where it serves none)."""
+    paths, rows = bt.paths[name], list(bt.rows)
+    if SERVED_LEVEL not in paths.lower:
+        nothing = np.full((len(rows), days_ahead), np.nan)
+        return nothing, nothing
+    return paths.lower[SERVED_LEVEL][rows, :days_ahead], paths.upper[SERVED_LEVEL][rows, :days_ahead]
 
 
 @dataclass
@@ -77,11 +66,11 @@ class Scores:
         return {metric: float(getattr(self, metric)[h - 1]) for metric in METRICS}
 
 
-def score(bt: Backtest, name: str, closes: pd.Series, days_ahead: int = max(HORIZONS)) -> Scores:
-    """Point and interval metrics of one model for 1..days_ahead days ahead."""
+def score(bt: Backtest, name: str, days_ahead: int = max(HORIZONS)) -> Scores:
+    """Point and interval metrics of one forecaster for 1..days_ahead days ahead."""
     actual = bt.actual[bt.rows, :days_ahead]
     prediction = bt.paths[name].prediction[bt.rows, :days_ahead]
-    low, high = served_bounds(bt, name, days_ahead, closes)
+    low, high = served_bounds(bt, name, days_ahead)
     error = np.abs(prediction - actual)
     ape = 100 * error / actual
     return Scores(
@@ -181,7 +170,9 @@ class Choice:
 
     config: Config
     interval: Interval
-    summary: dict  # the compact backtest summary for the metadata
+    summary: dict | None  # the compact backtest summary for the metadata; None: no backtest
+    calibration: dict  # how each horizon's interval was calibrated, for the model card
+    backtest: Backtest | None = None  # what the gate judged
 
 
 def choose_and_check(
@@ -190,20 +181,21 @@ def choose_and_check(
     jobs: int | None = None,
     max_mape_ratio: float = GATE_MAX_MAPE_RATIO,
     incumbent: str | None = None,
+    pool: Pool = NO_POOL,
 ) -> Choice:
-    """Backtest the candidates, choose one, build and judge its intervals; QualityError if a gate refuses."""
+    """Backtest the candidates, choose one and judge its served bands; QualityError if a gate refuses."""
     closes = daily_closes(frame)
-    bt = run_backtest(frame, list(candidates), jobs=jobs)
-    scores = {name: score(bt, name, closes) for name in bt.paths}
+    bt = run_backtest(frame, list(candidates), jobs=jobs, pool=pool)
+    scores = {name: score(bt, name) for name in bt.paths}
     config, why = choose(scores, list(candidates), bt, incumbent)
-    interval_scores, coverage = score_intervals(closes)
+    interval_scores, coverage = score_intervals(bt, config.name, SPACING_DAYS)
     failures = gate_failures(bt, scores[config.name], scores["naive"], max_mape_ratio)
     failures += interval_gate_failures(interval_scores, coverage)
     if failures:
         raise QualityError(f"the backtest of '{config.name}' fails the quality gate: " + "; ".join(failures))
     summary = backtest_summary(bt, scores, config, candidates, max_mape_ratio)
     summary["choice"] = {"previous": incumbent, "chosen": config.name, "why": why}
-    summary["intervals"] = interval_scores.drop(columns="winkler_worse").to_dict(orient="records")
+    summary["intervals"] = json_ready(interval_scores.drop(columns="winkler_worse").to_dict(orient="records"))
     summary["diebold_mariano"] = {
         str(h): dm_test(
             *(
@@ -222,7 +214,40 @@ def choose_and_check(
         "/".join(map(str, HORIZONS)),
         "/".join(f"{v:.0%}" for v in served.coverage), "/".join(map(str, served.h)),
     )  # fmt: skip
-    return Choice(config, served_interval(closes), summary)
+    choice = unjudged_choice(config, closes, pool, summary)
+    choice.backtest = bt
+    return choice
+
+
+def json_ready(value):
+    """The value with every NaN ("not enough data") as None: metadata is strict JSON."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def unjudged_choice(config: Config, closes: pd.Series, pool: Pool, summary: dict | None = None) -> Choice:
+    """The configuration with the interval it serves after the closes, and how that was calibrated."""
+    forecaster = ProphetForecaster(config, pool)
+    return Choice(config, forecaster.interval(closes), summary, calibration_card(closes, pool))
+
+
+def calibration_card(closes: pd.Series, pool: Pool) -> dict:
+    """Which calibration each reported horizon's interval used, and why, for the model card."""
+    _, own_share = calibrated_half_widths(closes, pool=pool)
+    card = {"pool": list(pool.names) if pool.at(closes.index[-1]) else [], "horizons": {}}
+    for h in (1, 7, 30, 90, 180, 365):
+        share = float(own_share[h - 1])
+        if share >= 1:
+            how = "own history"
+        elif share > 0:
+            how = f"own history ({share:.0%}) shrunk towards the pooled assets ({1 - share:.0%})"
+        else:
+            how = "pooled assets only: too few of its own h-day windows"
+        card["horizons"][str(h)] = {"own_share": round(share, 3), "calibration": how}
+    return card
 
 
 def backtest_summary(

@@ -1,13 +1,12 @@
-"""The intervals judged out of sample: rolling origins, a final stretch reported on its own, baselines.
+"""The served bands judged out of sample at a backtest's origins, against the trivial interval.
 
-Origins every ORIGIN_SPACING days from the third year of the data; at each, the intervals are
-built from the closes up to it only (training/models/intervals.py) and around the last close, which the
-served prediction equals but for its weekly pattern. Each (origin, horizon) whose outcome is in
-the data is scored: coverage per level with a Wilson 95% interval on the number of
-non-overlapping windows (overlapping h-day windows are not independent), the Winkler score and
-the pinball loss, each against the trivial interval (the last close times the quantiles of all
-h-day log returns of the three years before). The last FINAL_STRETCH_DAYS of origins are
-reported apart: the method's constants were fixed before them.
+The bands are the forecaster's own (training/selection/backtest.py runs it as it is served).
+Each (origin, horizon) whose outcome is in the data is scored: coverage per level with a Wilson
+95% interval on the number of non-overlapping windows (overlapping h-day windows are not
+independent), the Winkler score and the pinball loss, each relative to the last close and as a
+ratio to the trivial interval's (the last close times the quantiles of all h-day log returns of
+the three years before). Origins in the last FINAL_STRETCH_DAYS of the data are also reported
+apart: the method's constants were fixed before them.
 """
 
 from __future__ import annotations
@@ -18,13 +17,9 @@ import numpy as np
 import pandas as pd
 
 from artifact import LEVELS, SERVED_LEVEL
-from training.models.intervals import log_prices, rolling_half_widths, trivial_bounds
+from training.selection.backtest import Backtest
 
-# Days between origins: not a multiple of 7, so that the origins fall on every weekday alike
-# (weekend days move less); well over 150 origins in three years.
-ORIGIN_SPACING = 9
-FIRST_ORIGIN_DAYS = 1095  # the trivial interval needs three years before its origin
-FINAL_STRETCH_DAYS = 540  # the last 18 months of origins, reported on their own
+FINAL_STRETCH_DAYS = 540  # the last 18 months of outcomes' origins, reported on their own
 REPORTED_HORIZONS = (1, 7, 30, 90, 180, 365)
 GATE_HORIZONS = tuple(range(1, 181))  # coverage is gated at every served horizon up to 180 days
 WINKLER_HORIZONS = (1, 7, 30, 90)
@@ -62,67 +57,98 @@ def loss_difference_statistic(difference: np.ndarray, evidence: float) -> float:
     return float(difference.mean() / (spread / math.sqrt(evidence))) if spread > 0 else 0.0
 
 
-def significantly_worse(losses: np.ndarray, baseline: np.ndarray, h: int) -> bool:
+def significantly_worse(losses: np.ndarray, baseline: np.ndarray, h: int, spacing: int) -> bool:
     """True when the losses exceed the baseline's beyond noise (a one-sided Diebold-Mariano test
-    at 5%, on the non-overlapping windows' worth of evidence)."""
-    effective = max(len(losses) * ORIGIN_SPACING / max(h, ORIGIN_SPACING), 2)
+    at 5%, on the non-overlapping windows' worth of evidence, origins `spacing` days apart)."""
+    effective = max(len(losses) * spacing / max(h, spacing), 2)
     return loss_difference_statistic(losses - baseline, effective) > 1.645
 
 
-def origins_of(logp: np.ndarray) -> np.ndarray:
-    return np.arange(FIRST_ORIGIN_DAYS, len(logp) - 1, ORIGIN_SPACING)
+def independent_windows(origins: pd.DatetimeIndex, h: int) -> float:
+    """How many non-overlapping h-day windows the origins amount to."""
+    return float(min(len(origins), (origins[-1] - origins[0]).days / h + 1))
 
 
-def score_intervals(closes: pd.Series, levels=LEVELS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(scores, coverage): one row per (stretch, reported horizon, level) with coverage and its CI,
-    Winkler and pinball ratios; and the 80% coverage at every horizon up to 180 days."""
-    logp = log_prices(closes)
-    origins = origins_of(logp)
-    if len(origins) < 2:
-        raise ValueError("fewer than three years of closes: the intervals cannot be judged")
-    widths = rolling_half_widths(logp, origins, range(1, max(REPORTED_HORIZONS) + 1), levels)
-    final_from = len(logp) - 1 - FINAL_STRETCH_DAYS
+def relative(bt: Backtest, rows: np.ndarray, h: int, array: np.ndarray) -> np.ndarray:
+    """A forecast quantity at h days ahead relative to the last close: scale-free across years."""
+    return array[rows, h - 1] / bt.last_close[rows]
+
+
+def score_intervals(
+    bt: Backtest, name: str, spacing: int, levels=LEVELS, horizons=REPORTED_HORIZONS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scores, coverage) of forecaster `name`'s served bands, against the trivial interval.
+
+    scores: one row per (stretch, horizon, level) with coverage and its CI, Winkler and pinball
+    ratios; a horizon with fewer than two scored origins says "not enough data" (NaN). coverage:
+    the 80% coverage at every horizon up to 180 days that has scored origins.
+    """
+    final_from = bt.data_end - pd.Timedelta(days=FINAL_STRETCH_DAYS)
     rows = []
-    for h in REPORTED_HORIZONS:
-        scored = origins + h < len(logp)
-        for stretch, chosen in (("all", scored), ("final", scored & (origins >= final_from))):
-            if chosen.sum() >= 2:
-                rows += stretch_rows(logp, origins[chosen], widths[chosen, h - 1], h, levels, stretch)
-    served = list(levels).index(SERVED_LEVEL)
+    for h in (h for h in horizons if h <= bt.actual.shape[1]):
+        scored = np.isfinite(bt.actual[:, h - 1])
+        for stretch, chosen in (("all", scored), ("final", scored & (bt.cutoffs >= final_from))):
+            rows += stretch_rows(bt, name, np.flatnonzero(chosen), h, levels, stretch, spacing)
     coverage = []
-    for h in GATE_HORIZONS:
-        scored = origins + h < len(logp)
-        outcome = logp[origins[scored] + h] - logp[origins[scored]]
-        share = float(np.mean(np.abs(outcome) <= widths[scored, h - 1, served]))
-        windows = min(scored.sum(), (origins[scored][-1] - origins[scored][0]) / h + 1)
-        coverage.append({"h": h, "coverage": share, "coverage_ci": wilson(share, windows)})
-    return pd.DataFrame(rows), pd.DataFrame(coverage)
+    for h in GATE_HORIZONS[: bt.actual.shape[1]]:
+        scored = np.flatnonzero(np.isfinite(bt.actual[:, h - 1]))
+        if len(scored) < 2:
+            continue  # not enough data at this horizon: nothing to vouch for, nothing to refuse
+        paths, actual = bt.paths[name], bt.actual[scored, h - 1]
+        low, high = paths.lower[SERVED_LEVEL][scored, h - 1], paths.upper[SERVED_LEVEL][scored, h - 1]
+        share = float(np.mean((low <= actual) & (actual <= high)))
+        coverage.append(
+            {
+                "h": h,
+                "coverage": share,
+                "coverage_ci": wilson(share, independent_windows(bt.cutoffs[scored], h)),
+            }
+        )
+    return pd.DataFrame(rows), pd.DataFrame(coverage, columns=["h", "coverage", "coverage_ci"])
 
 
-def stretch_rows(logp, origins, widths, h: int, levels, stretch: str) -> list[dict]:
-    outcome = np.exp(logp[origins + h] - logp[origins])
-    trivial = np.array([np.r_[trivial_bounds(logp, t, h, levels)] for t in origins])
-    windows = min(len(origins), (origins[-1] - origins[0]) / h + 1)
-    rows = []
-    for k, level in enumerate(levels):
-        low, high = np.exp(-widths[:, k]), np.exp(widths[:, k])
-        base_low, base_high = np.exp(trivial[:, k]), np.exp(trivial[:, len(levels) + k])
+def not_enough_data(h: int, level: int, stretch: str, origins: int) -> dict:
+    return {
+        "stretch": stretch, "h": h, "level": level, "origins": origins, "windows": 0.0,
+        "coverage": float("nan"), "coverage_ci": [float("nan"), float("nan")],
+        "trivial_coverage": float("nan"), "winkler_ratio": float("nan"), "pinball_ratio": float("nan"),
+        "winkler_worse": False, "note": "not enough data",
+    }  # fmt: skip
+
+
+def stretch_rows(
+    bt: Backtest, name: str, rows: np.ndarray, h: int, levels, stretch: str, spacing: int
+) -> list:
+    """One row per level: the served band's scores at h days over the origins `rows`."""
+    model, trivial = bt.paths[name], bt.paths["trivial"]
+    known = rows[np.isfinite(trivial.lower[levels[0]][rows, h - 1])] if len(rows) else rows
+    if len(known) < 2:
+        return [not_enough_data(h, level, stretch, len(known)) for level in levels]
+    outcome = relative(bt, known, h, bt.actual)
+    windows = independent_windows(bt.cutoffs[known], h)
+    result = []
+    for level in levels:
+        low, high = relative(bt, known, h, model.lower[level]), relative(bt, known, h, model.upper[level])
+        base_low, base_high = (
+            relative(bt, known, h, trivial.lower[level]),
+            relative(bt, known, h, trivial.upper[level]),
+        )
         covered = float(np.mean((low <= outcome) & (outcome <= high)))
         score, base = winkler(low, high, outcome, level), winkler(base_low, base_high, outcome, level)
         ci = wilson(covered, windows)
         base_pinball = pinball(base_low, base_high, outcome, level).mean()
-        rows.append(
+        result.append(
             {
-                "stretch": stretch, "h": h, "level": level, "origins": len(origins),
-                "windows": round(float(windows), 1), "coverage": round(covered, 4),
+                "stretch": stretch, "h": h, "level": level, "origins": len(known),
+                "windows": round(windows, 1), "coverage": round(covered, 4),
                 "coverage_ci": [round(ci[0], 4), round(ci[1], 4)],
                 "trivial_coverage": round(float(np.mean((base_low <= outcome) & (outcome <= base_high))), 4),
                 "winkler_ratio": round(float(score.mean() / base.mean()), 4),
                 "pinball_ratio": round(float(pinball(low, high, outcome, level).mean() / base_pinball), 4),
-                "winkler_worse": significantly_worse(score, base, h),
+                "winkler_worse": significantly_worse(score, base, h, spacing), "note": "",
             }
         )  # fmt: skip
-    return rows
+    return result
 
 
 def interval_gate_failures(scores: pd.DataFrame, coverage: pd.DataFrame) -> list[str]:
