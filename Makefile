@@ -8,7 +8,7 @@ SOURCE ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test report container-test sbom lock format bench bench-hostile soak fuzz precompress clean
+.PHONY: run train serve test report panel container-test sbom lock format bench bench-hostile soak fuzz precompress clean
 
 # openapi-typescript and tsc for tests/test_clients.py, from npm; without npm those tests are skipped.
 NODE_TOOLS := $(if $(shell command -v npm),tests/typescript/node_modules/.package-lock.json)
@@ -42,6 +42,10 @@ test: $(VENV)/.dev-deps precompress $(NODE_TOOLS)
 ## report: backtest every candidate on the bundled snapshots; writes reports/backtest.md and its plots
 report: $(VENV)/.run-deps
 	$(PY) -m training.report
+
+## panel: the served forecaster on every bundled asset and data/panel/ at rolling origins; writes reports/panel.md
+panel: $(VENV)/.run-deps
+	$(PY) -m training.selection.panel_report
 
 ## bench: /bitcoin against a Flask hello world, the naive per-request predict and a bare WSGI app (needs wrk)
 bench: $(VENV)/.run-deps
