@@ -105,6 +105,7 @@ def test_the_forecast_is_defined_once():
     shared = {
         "forecast_table",
         "served_forecast",
+        "interval_bounds",
         "write_pair",
         "read_metadata",
         "read_pair",
