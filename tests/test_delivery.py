@@ -3,6 +3,7 @@ pipeline keeps its quality gate (nothing is published or deployed unless everyth
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -207,3 +208,39 @@ def test_render_runs_the_published_image_and_checks_its_health():
     assert service["type"] == "web" and service["runtime"] == "image"
     assert service["image"]["url"].startswith("ghcr.io/")
     assert service["healthCheckPath"] == "/health"
+
+
+# ---------------------------------------------------------------- the image's labels
+
+# Runs in scripts/ as the container test does: the check it makes of an image's labels, on a config
+# with the Dockerfile's labels, and on one where a build tool's defaults replaced the title.
+LABEL_PROBE = """
+import json
+from container_image_checks import check_labels, dockerfile_labels
+from container_report import Results
+own = dockerfile_labels()
+built = {**own, **{f"org.opencontainers.image.{key}": "1.2.3" for key in ("version", "revision", "created")}}
+kept, replaced = Results(), Results()
+check_labels(kept, {"Labels": built}, None)
+check_labels(replaced, {"Labels": {**built, "org.opencontainers.image.title": "crypto-predict-api"}}, None)
+print(json.dumps({"own": own, "kept": kept.failed, "replaced": replaced.failed}))
+"""
+
+
+def test_the_container_test_insists_on_the_dockerfiles_title_and_description():
+    result = subprocess.run(
+        [sys.executable, "-c", LABEL_PROBE],
+        cwd=ROOT / "scripts",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found["own"] == {
+        "org.opencontainers.image.title": "Crypto Predict API",
+        "org.opencontainers.image.description": "Prophet forecasts of daily crypto closes over HTTP",
+    }
+    assert found["kept"] == []
+    assert found["replaced"] == ["OCI labels keep the Dockerfile's title and description"]
