@@ -21,6 +21,7 @@ DOCKERFILES = ["Dockerfile", "scripts/single-stage.Dockerfile"]
 SHELL_SCRIPTS = [".ci/run"]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 WORKFLOW = ROOT / ".github" / "workflows" / "pipeline.yml"
+PULL_REQUEST = ROOT / ".github" / "workflows" / "pull-request.yml"
 DOCS = (ROOT / "docs" / "delivery.md").read_text()
 
 
@@ -276,6 +277,55 @@ def test_render_runs_the_published_image_and_checks_its_health():
     assert service["type"] == "web" and service["runtime"] == "image"
     assert service["image"]["url"].startswith("ghcr.io/")
     assert service["healthCheckPath"] == "/health"
+
+
+# ---------------------------------------------------------------- pull requests
+
+
+def test_every_pull_request_dependabots_included_gets_the_checks_under_one_stable_name():
+    workflow = load(PULL_REQUEST)
+    # Every pull request: no branch, path or author filter (Dependabot's are pull requests too), and
+    # never pull_request_target, which would run a fork's code with this repository's secrets.
+    assert workflow[True] == {"pull_request": None}
+    ((name, job),) = workflow["jobs"].items()
+    assert name == job["name"] == "checks"  # what branch protection requires: no matrix, no expression
+    assert not {"strategy", "if", "continue-on-error"} & job.keys()
+    steps = job["steps"]
+    tests, container = find(steps, "Lint and test"), find(steps, "Container test on the snapshot")
+    report, _, gate = scan_steps(steps)
+    assert tests < container < steps.index(report) < steps.index(gate) == len(steps) - 1
+    # The README's commands, as the pipeline's test job runs make test.
+    (pipeline_tests,) = [step for step in jobs()["test"]["steps"] if step.get("run") == "make test"]
+    assert steps[tests] == pipeline_tests
+    assert steps[container]["run"] == "make container-test CONTAINER=docker"  # SOURCE: the snapshot
+    # The image the container test built is the one scanned, with the pipeline's settings.
+    container_image = re.search(
+        r'^IMAGE = "(.+)"$', (ROOT / "scripts" / "container_test.py").read_text(), re.M
+    )
+    pipeline_report, _, pipeline_gate = scan_steps(jobs()["build"]["steps"])
+    for scan, in_pipeline in ((report, pipeline_report), (gate, pipeline_gate)):
+        assert scan["with"] == {**in_pipeline["with"], "image": container_image[1]}
+
+
+def test_pull_requests_publish_nothing():
+    workflow = load(PULL_REQUEST)
+    (job,) = workflow["jobs"].values()
+    assert workflow["permissions"] == {} and job["permissions"] == {"contents": "read"}
+    checkout = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["persist-credentials"] is False
+    text = PULL_REQUEST.read_text()
+    for word in (
+        "secrets.",
+        "login-action",
+        "build-push-action",
+        "imagetools",
+        "git push",
+        "cosign",
+        "render_",
+    ):
+        assert word not in text, word
+    # Nothing to lose when a newer push replaces a run.
+    assert workflow["concurrency"]["cancel-in-progress"] is True
 
 
 # ---------------------------------------------------------------- every workflow
