@@ -306,6 +306,47 @@ def test_every_action_is_pinned_to_a_commit_with_its_release_named_as_docs_deliv
     assert used == table
 
 
+# ---------------------------------------------------------------- what the docs promise
+
+
+def fork_section() -> str:
+    return DOCS[DOCS.index("## What a fork needs") :]
+
+
+def test_the_docs_name_the_cosign_release_it_takes_to_verify():
+    sign = jobs()["sign"]
+    installer = next(step for step in sign["steps"] if "cosign-installer" in step.get("uses", ""))
+    release = installer["with"]["cosign-release"]  # v3.0.6: signatures as Sigstore bundles
+    assert release.startswith("v3.")
+    assert "**It takes cosign v3** (3.0.0 or later)" in DOCS and f"cosign {release}" in DOCS
+    assert "no signatures found" in DOCS  # what cosign v2 answers
+    assert "(cosign v3)" in (ROOT / "README.md").read_text()
+
+
+def test_the_docs_say_a_fork_edits_render_yaml_and_gives_render_pull_access():
+    render = ROOT / "render.yaml"
+    (service,) = load(render)["services"]
+    fork = fork_section()
+    # The placeholder, named as the fork will find it, and that it must be edited.
+    assert f"`{service['image']['url']}`" in fork and "**`render.yaml`'s image must be edited.**" in fork
+    assert "must edit image.url" in render.read_text()
+    # A new GHCR package is private: public, or a Render registry credential that render.yaml names.
+    assert "as **private**" in fork and "make the package public" in fork
+    for needed in ("personal access token", "(classic", "`read:packages`", "Registry", "uncomment `creds`"):
+        assert needed in fork, needed
+    assert "# creds:" in render.read_text() and "fromRegistryCreds" in render.read_text()
+
+
+def test_the_docs_name_every_secret_the_workflows_read_and_the_required_check():
+    secrets = set(re.findall(r"secrets\.(\w+)", "\n".join(path.read_text() for path in WORKFLOWS)))
+    assert secrets == {"GITHUB_TOKEN", "RENDER_DEPLOY_HOOK_URL", "RENDER_API_KEY"}
+    fork = fork_section()
+    for secret in secrets - {"GITHUB_TOKEN"}:
+        assert f"**Secret `{secret}`**" in fork, secret
+    assert "until it is `live`, and fails the job" in DOCS  # what RENDER_API_KEY buys
+    assert f"status check `{load(PULL_REQUEST)['jobs']['checks']['name']}`" in fork
+
+
 # ---------------------------------------------------------------- the image's labels
 
 # Runs in scripts/ as the container test does: the check it makes of an image's labels, on a config
