@@ -6,6 +6,8 @@ Standard library only.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 from container_build import BuildArgs
 from container_engine import ROOT, Engine, declared_healthcheck, exec_in_container, run, tail
@@ -184,9 +186,26 @@ def check_locked_down(results: Results, engine: Engine, config: dict) -> None:
     )
 
 
+def dockerfile_labels(dockerfile: Path = ROOT / "Dockerfile") -> dict[str, str]:
+    """The labels the Dockerfile sets to fixed text (title, description); those set from ARGs are left out."""
+    text = dockerfile.read_text().replace("\\\n", " ")  # continuation lines joined
+    labels = {}
+    for line in text.splitlines():
+        if line.lstrip().startswith("LABEL "):
+            labels.update(re.findall(r'([\w.-]+)="([^"$]*)"', line))
+    return labels
+
+
 def check_labels(results: Results, config: dict, args: BuildArgs | None) -> None:
-    """The OCI labels hold the build's values (or, for an image built elsewhere, real values)."""
+    """The OCI labels hold the Dockerfile's own title and description (a build tool's defaults, such as
+    the repository's name, must not replace them) and the build's values (or, for an image built
+    elsewhere, real values)."""
     labels = config.get("Labels") or {}
+    own = dockerfile_labels()
+    kept = {key: labels.get(key) for key in own}
+    results.check(
+        "OCI labels keep the Dockerfile's title and description", bool(own) and kept == own, str(kept)
+    )
     keys = ("version", "revision", "created")
     found = {key: labels.get(f"org.opencontainers.image.{key}") for key in keys}
     if args is not None:

@@ -25,9 +25,15 @@ Usage::
     python scripts/version.py --tag                  # also tag HEAD (annotated) when the version is new
     python scripts/version.py --tag --push origin    # and push that tag
     python scripts/version.py --github-output "$GITHUB_OUTPUT"   # append version=, tag=, new=
+    python scripts/version.py --expect 1.4.3 --tag --push origin  # tag only if the version is still 1.4.3
+
+The pipeline decides the version before the build (the image states it) and tags the commit only
+after the image is published and signed; ``--expect`` makes sure the tag it then writes is the
+version that image carries, and not another one that tags pushed in between would give.
 
 Run it in a clone with the full history and tags (``actions/checkout`` with ``fetch-depth: 0``).
-Exits 1 with one line on stderr when git fails (not a repository, no commit, push refused).
+Exits 1 with one line on stderr when git fails (not a repository, no commit, push refused) or the
+version is not the one ``--expect`` names (then nothing is tagged).
 """
 
 from __future__ import annotations
@@ -52,6 +58,10 @@ MESSAGE_END = "\x00"  # ends each message in git log output (%x00): messages hol
 
 class GitError(Exception):
     """A git command failed; the message is its command and error."""
+
+
+class UnexpectedVersion(Exception):
+    """The version decided now is not the one the caller expected (``--expect``)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -183,6 +193,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=Version(1, 0, 0),
         help="version of the first tag, when none exists yet (default 1.0.0)",
     )
+    parser.add_argument(
+        "--expect",
+        type=version_argument,
+        metavar="X.Y.Z",
+        help="fail, tagging nothing, unless the version is X.Y.Z (the version the build was given)",
+    )
     parser.add_argument("--tag", action="store_true", help="create the tag on HEAD when the version is new")
     parser.add_argument("--push", metavar="REMOTE", help="push the new tag to REMOTE (needs --tag)")
     parser.add_argument(
@@ -198,11 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         release = decide(args.repo, args.initial)
+        if args.expect is not None and release.version != args.expect:
+            raise UnexpectedVersion(
+                f"HEAD's version is now {release.version} ({release.reason}), not {args.expect};"
+                " nothing was tagged"
+            )
         if release.new and args.tag:
             create_tag(args.repo, release)
             if args.push:
                 push_tag(args.repo, args.push, release)
-    except GitError as error:
+    except (GitError, UnexpectedVersion) as error:
         print(f"version: {error}", file=sys.stderr)
         return 1
     if args.github_output:

@@ -245,3 +245,42 @@ def test_fails_with_one_line_outside_a_repository(tmp_path):
     result = version(tmp_path)
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("version: git tag")
+
+
+# ---------------------------------------------------------------- --expect: tag the version the image carries
+
+
+def test_expect_tags_when_the_version_is_still_the_one_the_build_was_given(tmp_path, repo):
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "--quiet", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    released(repo, "v1.0.0")
+    commit(repo, "Next")
+    result = version(repo, "--expect", "1.0.1", "--tag", "--push", "origin")
+    assert result.returncode == 0, result.stderr
+    assert "refs/tags/v1.0.1" in git(remote, "tag", "--list", "--format=%(refname)").split()
+
+
+def test_expect_refuses_another_version_and_tags_nothing(repo):
+    """A tag pushed between the version job and the release: the image says 1.0.1, HEAD would get 1.1.0."""
+    released(repo, "v1.0.0")
+    commit(repo, "Next")
+    git(repo, "tag", "v1.0.1", "HEAD~1")  # someone tagged the previous commit in between
+    result = version(repo, "--expect", "1.0.1", "--tag")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "version: HEAD's version is now 1.0.2 (patch release after v1.0.1), not 1.0.1; nothing was tagged\n"
+    )
+    assert tags_at_head(repo) == []
+
+
+def test_expect_on_a_released_commit_tags_nothing_and_succeeds(repo):
+    released(repo, "v1.2.3")
+    result = version(repo, "--expect", "1.2.3", "--tag")
+    assert result.returncode == 0, result.stderr
+    assert tags(repo) == ["v1.2.3"]
+
+
+def test_a_malformed_expected_version_is_refused(repo):
+    result = version(repo, "--expect", "v1.2.3")
+    assert result.returncode == 2 and "not a version" in result.stderr
