@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from artifact import SERVED_INTERVAL_WIDTH, ForecastContract, forecast_table, served_forecast
+from artifact import SERVED_INTERVAL_WIDTH, ForecastContract
 
 
 @dataclass(frozen=True)
@@ -108,17 +108,3 @@ def fit(config: Config, frame: pd.DataFrame, uncertainty: bool = True) -> Fitted
 def contract(config: Config, fitted: Fitted, interval=None, past_days: str = "fit") -> ForecastContract:
     """How the fitted configuration's output becomes served prices (artifact.ForecastContract)."""
     return ForecastContract(config.log_target, fitted.level_offset, config.hold_trend, interval, past_days)
-
-
-def forecast_prices(config: Config, fitted: Fitted, last_day: pd.Timestamp, days_ahead: int):
-    """USD forecasts for the days after `last_day`: (prediction, Prophet's lower, upper bound).
-
-    Exactly what the API serves for those days, Prophet's own interval aside (artifact/);
-    the bounds are None for a model fitted without uncertainty samples.
-    """
-    table = forecast_table(fitted.model, last_day, last_day + pd.Timedelta(days=days_ahead))
-    served = served_forecast(table, contract(config, fitted), last_day).iloc[1:]
-    prediction = served.yhat.to_numpy()
-    if fitted.model.uncertainty_samples == 0:
-        return prediction, None, None
-    return prediction, served.yhat_lower.to_numpy(), served.yhat_upper.to_numpy()
