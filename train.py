@@ -4,8 +4,8 @@ The work is the ``training`` package's (training/pipeline.py); the pair of files
 artifact/. The model folder is checked and locked before any work (training/model_folder.py):
 one run at a time per folder. An asset whose run fails gets one error line and keeps its
 previous files untouched; the run then exits 1, or 2 when an operator's mistake is the cause
-(assets.toml, MODEL_DIR or a snapshot malformed: training.errors.ConfigError), as for a bad
-argument.
+(assets.toml, MODEL_DIR, a snapshot or the previous metadata malformed: training.errors.ConfigError),
+as for a bad argument.
 ``python train.py --help`` lists the options.
 """
 
@@ -113,6 +113,13 @@ def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Nam
         help=f"skip the backtest and the quality gate: fit '{DEFAULT_CONFIG.name}' with Prophet's "
         "own interval (for development and tests of the data path; never ship such a model)",
     )
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="repair what the data checks can repair instead of refusing it (an exact duplicate bar, a "
+        "close outside its day's range, a bad print; at most 5) and accept a feed's rewritten history; "
+        "the model card lists every repair",
+    )
     return parser.parse_args(argv)
 
 
@@ -171,6 +178,7 @@ def options_from(args: argparse.Namespace) -> Options:
         max_mape_ratio=args.max_mape_ratio,
         jobs=args.jobs,
         backtest=not args.no_backtest,
+        repair=args.repair,
     )
 
 

@@ -7,6 +7,7 @@ code (train.py, training/, artifact/, assets.toml; data/ linked) in a temporary 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, refused_start, run_train
+from tests.golden import GOLDEN_MODELS
 
 QUICK = ("--source", "snapshot", "--asset", "btc", "--no-backtest")
 DUPLICATE_BTC = '\n[bitcoin]\nname = "Bitcoin, again"\nsymbol = "BTC/USD"\nsnapshot = "data/btc_usd_1d.csv"\n'
@@ -100,10 +102,10 @@ def test_duplicate_symbols_are_refused_even_for_another_asset(tmp_path):
 
 def test_help_still_works_with_a_good_assets_file(tmp_path):
     result = run_copy(project_copy(tmp_path), "--help")
-    assert result.returncode == 0 and "--model-dir" in result.stdout
+    assert result.returncode == 0 and "--repair" in result.stdout
 
 
-# ---------------------------------------------------------------- a malformed snapshot
+# ---------------------------------------------------------------- a malformed snapshot, metadata
 
 
 def test_a_snapshot_with_a_close_that_is_not_a_number_is_refused(tmp_path):
@@ -119,6 +121,46 @@ def test_a_snapshot_with_a_close_that_is_not_a_number_is_refused(tmp_path):
         f"train: training btc failed: snapshot {root / 'data' / 'btc_usd_1d.csv'} is malformed: close on "
         f"data row 100 ({fields[0]}) is '73k', not a number"
     )
+
+
+def golden_pair(folder: Path, edit) -> Path:
+    """The golden BTC pair (trained on data/btc_usd_1d.csv), its metadata edited."""
+    folder.mkdir()
+    metadata = json.loads((GOLDEN_MODELS / "btc.json").read_text())
+    (folder / "btc.json").write_text(edit(metadata))
+    shutil.copy2(GOLDEN_MODELS / "btc.pkl", folder / "btc.pkl")
+    return folder
+
+
+def with_closes(values):
+    def edit(metadata: dict) -> str:
+        metadata["closes"]["values"] = values
+        return json.dumps(metadata)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda metadata: json.dumps(metadata)[:-10], "JSONDecodeError"),
+        (with_closes(["abc"] * 4356), "ValueError: could not convert string to float: 'abc'"),
+        (with_closes([-1.0] * 4356), "ModelError: metadata closes must be positive, finite numbers"),
+        (with_closes({"2024-01-01": 1.0}), "TypeError: float() argument must be a string or a real number"),
+        (lambda metadata: json.dumps({**metadata, "closes": "all of them"}), "TypeError"),
+    ],
+    ids=["cut short", "text closes", "negative closes", "closes as an object", "closes as a string"],
+)
+def test_a_previous_model_with_malformed_metadata_is_refused(tmp_path, edit, problem):
+    folder = golden_pair(tmp_path / "models", edit)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    result = run_train(*QUICK, "--model-dir", str(folder))
+    line = refused(result)
+    assert line.startswith(
+        f"train: training btc failed: previous model metadata {folder / 'btc.json'} is malformed"
+    )
+    assert problem in line and "move the file away to train without that check" in line
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
 
 
 # ---------------------------------------------------------------- MODEL_DIR
