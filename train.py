@@ -105,7 +105,10 @@ def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Nam
         f"the naive forecast's (default {GATE_MAX_MAPE_RATIO})",
     )
     quality.add_argument(
-        "--jobs", type=positive_int, default=None, help="backtest processes (default: one per core)"
+        "--jobs",
+        type=positive_int,
+        default=None,
+        help="backtest processes (default: one per core; never more than the cores or the fits to run)",
     )
     quality.add_argument(
         "--no-backtest",

@@ -8,6 +8,8 @@ code (train.py, training/, artifact/, assets.toml; data/ linked) in a temporary 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import pytest
 
 from tests.conftest import ROOT, refused_start, run_train
 from tests.golden import GOLDEN_MODELS
+from training import workers
 
 QUICK = ("--source", "snapshot", "--asset", "btc", "--no-backtest")
 DUPLICATE_BTC = '\n[bitcoin]\nname = "Bitcoin, again"\nsymbol = "BTC/USD"\nsnapshot = "data/btc_usd_1d.csv"\n'
@@ -183,3 +186,17 @@ def test_an_empty_model_dir_option_is_refused_by_argparse():
 def test_an_empty_model_dir_is_refused_by_the_api(tmp_path):
     line = refused_start(tmp_path, MODEL_DIR="")
     assert line.endswith("api: MODEL_DIR is set but empty: set it to a folder, or unset it for 'models'")
+
+
+# ---------------------------------------------------------------- --jobs
+
+
+def test_jobs_are_capped_at_the_work_and_the_cores(caplog):
+    cores = workers.usable_cores()
+    with caplog.at_level(logging.INFO, logger="training.workers"):
+        assert workers.process_count(100, 40) == min(40, cores)
+    assert f"--jobs 100 capped at {min(40, cores)} (40 tasks, {cores} cores)" in caplog.text
+    assert workers.process_count(None, 40) == min(40, cores)  # one per core
+    assert workers.process_count(3, 1) == 1
+    assert workers.process_count(1, 40) == 1
+    assert 1 <= cores <= (os.cpu_count() or 1)
