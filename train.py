@@ -5,7 +5,7 @@ artifact/. The model folder is checked and locked before any work (training/mode
 one run at a time per folder. An asset whose run fails gets one error line and keeps its
 previous files untouched; the run then exits 1, or 2 when an operator's mistake is the cause
 (assets.toml, MODEL_DIR, a snapshot or the previous metadata malformed: training.errors.ConfigError),
-as for a bad argument.
+as for a bad argument. Alpaca's keys are redacted from every line (training/redaction.py).
 ``python train.py --help`` lists the options.
 """
 
@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from artifact import DEFAULT_MODEL_DIR
+from training import redaction
 from training.data.alpaca import DEFAULT_START
 from training.data.assets import Asset, load_assets
 from training.data.validation import DEFAULT_MIN_ROWS
@@ -191,6 +192,7 @@ def configure_logging() -> None:
     logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
     logging.getLogger("prophet").setLevel(logging.WARNING)
+    redaction.install()
 
 
 def main(argv: list[str] | None = None) -> int:
