@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 MODEL_DIR ?= models
 SOURCE ?= auto
+TRAIN_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
@@ -13,12 +14,18 @@ PORT ?= 8080
 # openapi-typescript and tsc for tests/test_clients.py, from npm; without npm those tests are skipped.
 NODE_TOOLS := $(if $(shell command -v npm),tests/typescript/node_modules/.package-lock.json)
 
-TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR)
+# TRAIN_ARGS: more train.py options, e.g. TRAIN_ARGS="--asset btc --repair" (python train.py --help)
+TRAIN := $(PY) train.py --source $(SOURCE) --model-dir $(MODEL_DIR) $(TRAIN_ARGS)
 SERVE := MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) api.py
 
-## run: train when there is no model yet (Alpaca, or the bundled snapshot when unreachable), then serve
+## run: serve; SOURCE=alpaca|snapshot|auto on make's command line trains from it first, else the
+## models there are served as they are (one line says their source and day), trained first if none
 run: $(VENV)/.run-deps precompress
-	@ls $(MODEL_DIR)/*.json >/dev/null 2>&1 || $(TRAIN)
+ifeq ($(origin SOURCE),command line)
+	$(TRAIN)
+else
+	@$(PY) scripts/model_summary.py $(MODEL_DIR) || $(TRAIN)
+endif
 	$(SERVE)
 
 ## train: (re)train every asset now; SOURCE=alpaca|snapshot|auto

@@ -5,9 +5,10 @@
 """
 
 import logging
+import os
 import sys
 
-from artifact import ModelError
+from artifact import DEFAULT_MODEL_DIR, ModelError
 from serving import create_app
 from serving.server import SettingError, serve, settings_from_env
 
@@ -22,6 +23,9 @@ def configure_logging() -> None:
 
 def main() -> int:
     configure_logging()
+    if os.environ.get("MODEL_DIR", DEFAULT_MODEL_DIR).strip() == "":  # it would mean the current folder
+        log.error("MODEL_DIR is set but empty: set it to a folder, or unset it for %r", DEFAULT_MODEL_DIR)
+        return 2
     # The server never plots, yet importing prophet imports matplotlib when it is installed (it is
     # a prophet dependency): about 0.7 s of every start, plus a font cache to rebuild in a
     # read-only container. A None entry makes that import fail, which prophet.plot allows for.

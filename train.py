@@ -3,7 +3,10 @@
 The work is the ``training`` package's (training/pipeline.py); the pair of files is defined in
 artifact/. The model folder is checked and locked before any work (training/model_folder.py):
 one run at a time per folder. An asset whose run fails gets one error line and keeps its
-previous files untouched; the run then exits non-zero. ``python train.py --help`` lists the options.
+previous files untouched; the run then exits 1, or 2 when an operator's mistake is the cause
+(assets.toml, MODEL_DIR, a snapshot or the previous metadata malformed: training.errors.ConfigError),
+as for a bad argument. Alpaca's keys are redacted from every line (training/redaction.py).
+``python train.py --help`` lists the options.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from artifact import DEFAULT_MODEL_DIR
+from training import redaction
 from training.data.alpaca import DEFAULT_START
 from training.data.assets import Asset, load_assets
 from training.data.validation import DEFAULT_MIN_ROWS
-from training.errors import TrainingError
+from training.errors import ConfigError, TrainingError
 from training.model_folder import MIN_FREE_MB, MIN_FREE_VARIABLE, model_folder
 from training.models.configs import CANDIDATES, DEFAULT_CONFIG
 from training.pipeline import Options, train_asset
@@ -63,8 +67,8 @@ def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Nam
     )
     parser.add_argument(
         "--model-dir",
-        type=Path,
-        default=Path(os.environ.get("MODEL_DIR", DEFAULT_MODEL_DIR)),
+        type=model_dir,
+        default=None,
         help=f"folder for the model files (default $MODEL_DIR or {DEFAULT_MODEL_DIR})",
     )
     parser.add_argument(
@@ -102,13 +106,23 @@ def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Nam
         f"the naive forecast's (default {GATE_MAX_MAPE_RATIO})",
     )
     quality.add_argument(
-        "--jobs", type=positive_int, default=None, help="backtest processes (default: one per core)"
+        "--jobs",
+        type=positive_int,
+        default=None,
+        help="backtest processes (default: one per core; never more than the cores or the fits to run)",
     )
     quality.add_argument(
         "--no-backtest",
         action="store_true",
         help=f"skip the backtest and the quality gate: fit '{DEFAULT_CONFIG.name}' with Prophet's "
         "own interval (for development and tests of the data path; never ship such a model)",
+    )
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="repair what the data checks can repair instead of refusing it (an exact duplicate bar, a "
+        "close outside its day's range, a bad print; at most 5) and accept a feed's rewritten history; "
+        "the model card lists every repair",
     )
     return parser.parse_args(argv)
 
@@ -118,6 +132,28 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be a positive integer")
     return value
+
+
+def model_dir(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder; got an empty string")
+    return Path(text)
+
+
+def default_model_dir() -> Path:
+    """$MODEL_DIR, or the default folder when it is not set; ConfigError when it is set but empty.
+
+    An empty MODEL_DIR would mean the current folder: models written among the sources.
+    """
+    value = os.environ.get("MODEL_DIR")
+    if value is None:
+        return Path(DEFAULT_MODEL_DIR)
+    if not value.strip():
+        raise ConfigError(
+            "MODEL_DIR is set but empty: set it to a folder, or unset it for the default "
+            f"{DEFAULT_MODEL_DIR!r}"
+        )
+    return Path(value)
 
 
 def horizon_days(text: str) -> int:
@@ -138,7 +174,7 @@ def options_from(args: argparse.Namespace) -> Options:
     return Options(
         source=args.source,
         start=args.start,
-        model_dir=args.model_dir,
+        model_dir=args.model_dir or default_model_dir(),
         horizon_days=args.horizon_days,
         min_rows=args.min_rows,
         max_stale_days=args.max_stale_days,
@@ -146,6 +182,7 @@ def options_from(args: argparse.Namespace) -> Options:
         max_mape_ratio=args.max_mape_ratio,
         jobs=args.jobs,
         backtest=not args.no_backtest,
+        repair=args.repair,
     )
 
 
@@ -155,32 +192,39 @@ def configure_logging() -> None:
     logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
     logging.getLogger("prophet").setLevel(logging.WARNING)
+    redaction.install()
 
 
 def main(argv: list[str] | None = None) -> int:
-    assets = load_assets()
-    args = parse_args(argv, assets)
     configure_logging()
-    options = options_from(args)
+    try:
+        assets = load_assets()
+        args = parse_args(argv, assets)
+        options = options_from(args)
+    except ConfigError as error:
+        log.error("%s", error)
+        return 2
     try:
         with model_folder(options.model_dir):
             failed = train_assets([assets[key] for key in args.asset or list(assets)], options)
     except TrainingError as error:
         log.error("%s", error)
         return 1
+    if any(isinstance(error, ConfigError) for error in failed.values()):
+        return 2
     return 1 if failed else 0
 
 
-def train_assets(chosen: list[Asset], options: Options) -> list[str]:
-    """Train each asset in turn; returns the keys of those that failed, each logged in one line."""
+def train_assets(chosen: list[Asset], options: Options) -> dict[str, TrainingError]:
+    """Train each asset in turn; returns the error of each that failed, each logged in one line."""
     now = datetime.now(UTC)
-    failed = []
+    failed = {}
     for asset in chosen:
         try:
             train_asset(asset, options, now)
         except TrainingError as error:
             log.error("training %s failed: %s", asset.key, error)
-            failed.append(asset.key)
+            failed[asset.key] = error
     return failed
 
 

@@ -61,6 +61,7 @@ class Metadata(TypedDict):
     config: NotRequired[dict[str, Any]]  # the training configuration
     backtest: NotRequired[dict[str, Any] | None]  # the backtest summary
     closes: NotRequired[Closes]  # format 3: every validated close, whatever window the model was fitted on
+    repairs: NotRequired[dict[str, Any]]  # train.py --repair: "allowed" and the repairs "made" to the bars
 
 
 # ---------------------------------------------------------------- the pair of files

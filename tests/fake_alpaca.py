@@ -195,6 +195,13 @@ def repeating_token(handler: Handler, page: dict) -> None:
     handler.send_json(200, {**page, "next_page_token": SAME_PAGE_AGAIN})
 
 
+def echo_headers(handler: Handler, page: dict) -> None:
+    """A 403 whose message quotes the request's headers, as some gateways' error pages do: the keys too."""
+    handler.send_json(
+        403, {"code": 40310000, "message": f"forbidden; request headers {dict(handler.headers)}"}
+    )
+
+
 class FakeAlpacaServer(ThreadingHTTPServer):
     daemon_threads = True
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -64,6 +65,52 @@ def with_close(index: int, value):
     return change
 
 
+def scaled(index: int, factor: float):
+    """One bar's prices times `factor`: a unit error (x1000) or a misplaced decimal point."""
+
+    def change(bars: list[dict]) -> list[dict]:
+        bars[index] = {**bars[index], **{k: bars[index][k] * factor for k in "ohlc"}}
+        return bars
+
+    return change
+
+
+def swapped_high_low(index: int):
+    def change(bars: list[dict]) -> list[dict]:
+        bars[index] = {**bars[index], "h": bars[index]["l"], "l": bars[index]["h"]}
+        return bars
+
+    return change
+
+
+def frozen(days: int):
+    """The last `days` closed bars flat at the close before them: a feed that stopped moving."""
+
+    def change(bars: list[dict]) -> list[dict]:
+        price = bars[-days - 2]["c"]
+        for i in range(-days - 1, -1):
+            bars[i] = {**bars[i], "o": price, "h": price, "l": price, "c": price}
+        return bars
+
+    return change
+
+
+def no_trades(days: int):
+    def change(bars: list[dict]) -> list[dict]:
+        for i in range(-days - 10, -10):
+            bars[i] = {**bars[i], "v": 0.0}
+        return bars
+
+    return change
+
+
+def replayed_week(bars: list[dict]) -> list[dict]:
+    """The week before last served again under last week's dates."""
+    for i in range(-8, -1):
+        bars[i] = {**bars[i - 7], "t": bars[i]["t"]}
+    return bars
+
+
 def stale(days: int):
     """Bars that stop `days` days ago, as if the feed had stopped."""
 
@@ -109,6 +156,19 @@ CASES = [
     Case("a duplicated day", damage_bars(lambda b: [*b[:-20], b[-20], *b[-20:]]), "appear twice"),
     Case("a missing day", damage_bars(lambda b: b[:-20] + b[-19:]), "1 day(s) missing"),
     Case("no new bar for 5 days", damage_bars(stale(5)), "the feed looks stale"),
+    # The checks the snapshot's bars go through (tests/test_data_checks.py), on Alpaca's.
+    Case(
+        "the newest close 69,268,250, above its day's high",
+        damage_bars(with_close(-2, 69268250.0)),
+        "its close is outside the day's low to high",
+    ),
+    Case("a bar x1000 (a bad print)", damage_bars(scaled(-30, 1000)), "bad print on"),
+    Case("a bar x0.001 (a bad print)", damage_bars(scaled(-30, 0.001)), "bad print on"),
+    Case("the newest bar x1000", damage_bars(scaled(-2, 1000)), "the newest close, "),
+    Case("high below low", damage_bars(swapped_high_low(-20)), "its low is above its high"),
+    Case("a frozen feed", damage_bars(frozen(6)), "frozen feed: the close is"),
+    Case("no trades for 5 days", damage_bars(no_trades(5)), "no trades: volume 0 on 5 days running"),
+    Case("last week replayed", damage_bars(replayed_week), "replayed bars: the closes of"),
 ]
 
 
@@ -252,3 +312,43 @@ def test_without_an_override_the_url_is_alpacas():
     """The SDK keeps its default URL as an enum; the log and the errors show the URL itself."""
     assert base_url(alpaca_client(None, None, None)) == "https://data.alpaca.markets"
     assert base_url(alpaca_client("http://127.0.0.1:1", None, None)) == "http://127.0.0.1:1"
+
+
+# ---------------------------------------------------------------- the feed rewrites its own past
+
+
+def test_a_feed_that_rewrites_history_is_refused_unless_repair_accepts_it(fake_alpaca, tmp_path):
+    run = (
+        "--source", "alpaca", "--asset", "btc", "--start", "2024-01-01", "--model-dir", str(tmp_path),
+        "--no-backtest",
+    )  # fmt: skip
+    env = {"ALPACA_DATA_URL": fake_alpaca.url, **FAST_LIMITS}
+    assert run_train(*run, env=env, timeout=RUN_TIMEOUT).returncode == 0
+    before = model_files(tmp_path)
+    bars = fake_alpaca.state.bars["BTC/USD"]
+    old = bars[-100]
+    bars[-100] = {**old, "c": (old["h"] + old["l"]) / 2}  # still inside its day's range: only history tells
+    day = old["t"][:10]
+
+    result = run_train(*run, env=env, timeout=RUN_TIMEOUT)
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert result.returncode == 1 and len(errors) == 1, result.stderr
+    assert f"training btc failed: the feed rewrote history: the close of {day} is " in errors[0]
+    assert re.search(r"; 1 of \d+ shared days differ \(train.py --repair would accept it", errors[0])
+    assert model_files(tmp_path) == before
+
+    result = run_train(*run, "--repair", env=env, timeout=RUN_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    card = json.loads((tmp_path / "btc.json").read_text())
+    assert card["repairs"] == {
+        "allowed": True,
+        "made": [
+            {
+                "kind": "rewritten history accepted",
+                "day": day,
+                "was": old["c"],
+                "now": bars[-100]["c"],
+                "days": 1,
+            }
+        ],
+    }

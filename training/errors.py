@@ -15,6 +15,15 @@ class QualityError(TrainingError):
     """The backtest cannot vouch for the model: the message says which guard failed."""
 
 
+class DataError(TrainingError):
+    """The bars are wrong: the message names the day and the values, and the model is not replaced."""
+
+
+class ConfigError(TrainingError):
+    """An operator's mistake in a setting or a file the run reads (assets.toml, a snapshot, MODEL_DIR,
+    the previous model's metadata): train.py exits 2 on it, as on a bad argument."""
+
+
 def short(error: BaseException) -> str:
     """One line describing an exception, whatever its message looks like."""
     text = " ".join(str(error).split()) or type(error).__name__

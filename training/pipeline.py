@@ -20,8 +20,9 @@ import pandas as pd
 from artifact import MAX_SERVED_DAYS, METADATA_FORMAT, Metadata, metadata_path, model_file_name, write_pair
 from training.data.alpaca import alpaca_client, fetch_bars
 from training.data.assets import Asset, load_assets, reference_assets
+from training.data.history import previous_closes
 from training.data.sources import Bars, load_snapshot
-from training.data.validation import drop_open_day, validate_bars
+from training.data.validation import checked_closes, drop_open_day
 from training.errors import FetchError, TrainingError, os_problem
 from training.models.configs import CANDIDATES, DEFAULT_CONFIG, Config, Fitted, contract, fit, training_window
 from training.models.intervals import NO_POOL, Pool, reference_pool
@@ -47,6 +48,7 @@ class Options:
     max_mape_ratio: float = 1.25
     jobs: int | None = None  # backtest processes (None: one per core)
     backtest: bool = True  # False: fit DEFAULT_CONFIG with Prophet's own interval, ungated
+    repair: bool = False  # repair the bars' repairable problems instead of refusing them (the card says)
 
 
 def load_bars(asset: Asset, source: str, start: date, now: datetime) -> Bars:
@@ -200,12 +202,19 @@ def build_metadata(
 def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
     """Train one asset and write its model and metadata; returns the metadata."""
     bars = load_bars(asset, options.source, options.start, now)
-    closed = drop_open_day(bars.frame, now)
-    stale_limit = options.max_stale_days if bars.source == "alpaca" else None
-    frame = validate_bars(closed, min_rows=options.min_rows, max_stale_days=stale_limit, now=now)
+    metadata_file = metadata_path(options.model_dir, asset.key)
+    checked = checked_closes(
+        drop_open_day(bars.frame, now),
+        min_rows=options.min_rows,
+        max_stale_days=options.max_stale_days if bars.source == "alpaca" else None,
+        now=now,
+        previous=previous_closes(metadata_file, bars.source, bars.origin, asset.symbol),
+        repair=options.repair,
+    )
+    frame = checked.frame
     check_served_range(frame, options.horizon_days)
     pool = interval_pool(asset, frame, options) if options.backtest else NO_POOL
-    choice = choose_config(frame, options, incumbent(metadata_path(options.model_dir, asset.key)), pool)
+    choice = choose_config(frame, options, incumbent(metadata_file), pool)
     config = choice.config if choice else DEFAULT_CONFIG
     fitted = fit_model(config, frame)
     model_bytes = pickle.dumps(fitted.model, protocol=pickle.HIGHEST_PROTOCOL)
@@ -221,7 +230,7 @@ def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
         "first_day": frame.ds.iloc[0].date().isoformat(),
         "values": [float(v) for v in frame.y.to_numpy()],
     }
-    metadata_file = metadata_path(options.model_dir, asset.key)
+    metadata["repairs"] = {"allowed": options.repair, "made": checked.repairs}
     try:
         write_pair(metadata_file, model_bytes, metadata)
     except OSError as error:

@@ -21,6 +21,25 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PROGRESS_LINES = 10  # progress lines per map at most: one each tenth of the tasks
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (a container's cpuset), at most os.cpu_count()."""
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        affinity = os.cpu_count() or 1
+    return max(1, min(affinity, os.cpu_count() or 1))
+
+
+def process_count(requested: int | None, tasks: int) -> int:
+    """Worker processes for `tasks` tasks: as requested (default one per core), never more than the
+    tasks or the cores. More would only cost memory (a Prophet worker is about 65 MB) for no speed."""
+    cores = usable_cores()
+    count = max(1, min(requested or cores, cores, tasks))
+    if requested is not None and requested > count:
+        log.info("--jobs %d capped at %d (%d tasks, %d cores)", requested, count, tasks, cores)
+    return count
+
+
 def worker_pool(jobs: int, initializer: Callable[[], None]) -> ProcessPoolExecutor:
     """`jobs` worker processes that Linux kills when this process dies, however it dies.
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from training.data.sources import PRICE_COLUMNS, Bars, index_by_day
 from training.errors import FetchError, TrainingError, short
+from training.redaction import SECRET_VARIABLES, redact
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,8 @@ def fetch_bars(client, symbol: str, start: date, now: datetime) -> Bars:
     except FetchError:
         raise
     except Exception as error:  # the SDK raises requests, pydantic and its own errors alike
-        raise FetchError(f"could not fetch bars from {url}: {fetch_problem(error)}") from error
+        # `from None`: the SDK's exceptions may hold the keys (a refused header value, an echoed request).
+        raise FetchError(redact(f"could not fetch bars from {url}: {fetch_problem(error)}")) from None
     bars = bar_set.data.get(symbol, [])
     if not bars:
         raise FetchError(f"Alpaca returned no {symbol} bars since {start} ({url})")
@@ -181,6 +183,11 @@ def fetch_problem(error: Exception) -> str:
 
     if isinstance(error, APIError):
         return f"HTTP {error.status_code}: {short(error)}"
+    if isinstance(error, http.InvalidHeader):  # its message quotes the value: a key, maybe
+        return (
+            f"{' or '.join(SECRET_VARIABLES)} is not a valid HTTP header value (a space, a newline or "
+            "another control character in it?)"
+        )
     # urllib3's NameResolutionError and NewConnectionError are ConnectTimeoutErrors too: they go first.
     if resolution := found(socket.gaierror):
         return f"could not resolve the host name ({resolution.strerror or short(resolution)})"

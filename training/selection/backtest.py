@@ -4,7 +4,6 @@ one API: training/models/forecasters.py) at every cutoff, from the closes up to 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -15,7 +14,7 @@ from training.errors import QualityError
 from training.models.configs import Config
 from training.models.forecasters import BASELINES, Forecast, Forecaster, ProphetForecaster
 from training.models.intervals import NO_POOL, Pool
-from training.workers import map_with_progress, worker_pool
+from training.workers import map_with_progress, process_count, worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +152,7 @@ def backtest_forecasters(
     tasks = [(f, closes[closes.index <= cutoff], days_ahead) for f in forecasters for cutoff in cutoffs]
     results = []
     if tasks:
-        jobs = min(jobs or os.cpu_count() or 1, len(tasks))
+        jobs = process_count(jobs, len(tasks))
         log.info("%d fits with %d processes", len(tasks), jobs)
         with worker_pool(jobs, quiet_libraries) as workers:
             results = map_with_progress(workers, forecast_at_cutoff, tasks, "backtest")
