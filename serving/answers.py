@@ -25,6 +25,25 @@ from artifact import (
 from serving.http import ALIASES
 
 
+@dataclass
+class ForecastAnswers:
+    """Every day's forecast, serialized once, keyed by ISO day: the answers the routes send whole,
+    and the pieces that answers with `level` splice together (docs/api.md has each shape)."""
+
+    answers: dict[str, bytes] = field(default_factory=dict)  # /forecast/<asset>?date=: the JSON body
+    items: dict[str, bytes] = field(default_factory=dict)  # the day's object in a range
+    short_answers: dict[str, bytes] = field(default_factory=dict)  # /bitcoin?date=: the seed's four keys
+    csv_rows: dict[str, bytes] = field(default_factory=dict)  # the CSV line
+    horizons: dict[str, int] = field(default_factory=dict)  # days after the last day with data
+    heads: dict[str, bytes] = field(default_factory=dict)  # '{"date":...,"day":...,"prediction":...' (open)
+    short_heads: dict[str, bytes] = field(default_factory=dict)  # '{"date":...,"prediction":...' (open)
+    tails: dict[str, bytes] = field(default_factory=dict)  # ',"horizon_days":N' (open)
+    csv_heads: dict[str, bytes] = field(default_factory=dict)  # 'day,prediction'
+    csv_tails: dict[str, bytes] = field(default_factory=dict)  # ',horizon_days,as_of,source' and newline
+    level_parts: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> JSON object
+    level_csv: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> ",low,high"
+
+
 @dataclass(frozen=True)
 class ServedModel:
     """One checked model: its metadata and every answer it gives, precomputed."""
@@ -34,14 +53,10 @@ class ServedModel:
     first_day: date  # first and last day with a forecast
     last_day: date
     answers: dict[str, bytes]  # "YYYY-MM-DD" -> the JSON body of a one-day answer
-    csv_rows: dict[str, bytes]  # "YYYY-MM-DD" -> the same answer as a CSV line
+    days: ForecastAnswers  # every day's answers and their pieces, answers among them
     closes: dict[str, bytes]  # "YYYY-MM-DD" -> {"date","close"} JSON of the training data
     close_rows: dict[str, bytes]  # the same as CSV lines
     levels: tuple[int, ...] = (80,)  # the interval levels a client may ask for
-    heads: dict[str, bytes] = field(default_factory=dict)  # day -> '{"date":...,"prediction":...' (open)
-    csv_heads: dict[str, bytes] = field(default_factory=dict)  # day -> 'day,prediction'
-    level_parts: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> its JSON object
-    level_csv: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> ",low,high"
 
 
 def compact_json(value) -> bytes:
@@ -63,18 +78,6 @@ def price(value) -> float:
     return round(value, max(2, SIGNIFICANT_DIGITS - digits))
 
 
-@dataclass
-class ForecastAnswers:
-    """Every day's forecast, serialized once: the plain answer, and the pieces `level` answers splice."""
-
-    answers: dict[str, bytes] = field(default_factory=dict)  # day -> JSON body
-    csv_rows: dict[str, bytes] = field(default_factory=dict)  # day -> CSV line
-    heads: dict[str, bytes] = field(default_factory=dict)  # day -> '{"date":...,"prediction":...' (open)
-    csv_heads: dict[str, bytes] = field(default_factory=dict)  # day -> 'day,prediction'
-    level_parts: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> JSON object
-    level_csv: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> ",low,high"
-
-
 def forecast_answers(table: pd.DataFrame, levels) -> ForecastAnswers:
     """Every day's answers, keyed by ISO day: each date and price formatted once."""
     done = ForecastAnswers(
@@ -84,12 +87,14 @@ def forecast_answers(table: pd.DataFrame, levels) -> ForecastAnswers:
         day = row.ds.date().isoformat()
         served_date = http_date(row.ds.to_pydatetime().replace(tzinfo=UTC))
         prediction, low, high = (price(v) for v in (row.yhat, row.yhat_lower, row.yhat_upper))
-        done.answers[day] = compact_json(
-            {"date": served_date, "prediction": prediction, "prediction_low": low, "prediction_high": high}
-        )
+        band = compact_json({"prediction_low": low, "prediction_high": high})[1:-1]
+        head = compact_json({"date": served_date, "day": day, "prediction": prediction})[:-1]
+        short_head = compact_json({"date": served_date, "prediction": prediction})[:-1]
+        done.heads[day], done.short_heads[day], done.tails[day] = head, short_head, b""
+        done.items[day] = done.answers[day] = head + b"," + band + b"}"
+        done.short_answers[day] = short_head + b"," + band + b"}"
         done.csv_rows[day] = f"{day},{prediction},{low},{high}\n".encode()
-        done.heads[day] = compact_json({"date": served_date, "prediction": prediction})[:-1]
-        done.csv_heads[day] = f"{day},{prediction}".encode()
+        done.csv_heads[day], done.csv_tails[day] = f"{day},{prediction}".encode(), b"\n"
         for level in levels:
             low, high = price(getattr(row, f"low_{level}")), price(getattr(row, f"high_{level}"))
             done.level_parts[level][day] = compact_json({"level": level, "low": low, "high": high})
@@ -145,8 +150,8 @@ def serve_model(metadata_file: Path) -> ServedModel:
         history = model.history.assign(y=np.exp(model.history.y)) if contract.log_target else model.history
     closes, close_rows = close_answers(history)
     return ServedModel(
-        metadata_file.stem, metadata, first_day, last_day, days.answers, days.csv_rows, closes, close_rows,
-        tuple(contract.levels), days.heads, days.csv_heads, days.level_parts, days.level_csv,
+        metadata_file.stem, metadata, first_day, last_day, days.answers, days, closes, close_rows,
+        tuple(contract.levels),
     )  # fmt: skip
 
 
@@ -181,8 +186,11 @@ def serve_models(model_dir: Path) -> dict[str, ServedModel]:
     return models
 
 
-def forecast_paths(models: dict[str, ServedModel]) -> dict[str, ServedModel]:
-    """Every URL path that answers a forecast, aliases included, and the model behind it."""
-    paths = {f"/forecast/{key}": served for key, served in models.items()}
-    paths.update({alias: models[key] for alias, key in ALIASES.items() if key in models})
+def forecast_paths(models: dict[str, ServedModel]) -> dict[str, tuple[ServedModel, dict[str, bytes]]]:
+    """Every URL path that answers a forecast, aliases included: the model behind it, and its
+    one-day JSON answers by day (an alias answers the seed's four keys)."""
+    paths = {f"/forecast/{key}": (served, served.answers) for key, served in models.items()}
+    for alias, key in ALIASES.items():
+        if key in models:
+            paths[alias] = (models[key], models[key].days.short_answers)
     return paths

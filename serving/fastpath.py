@@ -31,7 +31,7 @@ class PrecomputedAnswers:
         }
         self.headers = {
             path: self.captured_headers(app, f"{path}?date={served.first_day}", rules[path], metrics)
-            for path, served in self.routes.items()
+            for path, (served, _) in self.routes.items()
         }
         self.counted = {path: metrics.requests_total.labels(rules[path], "GET", 200) for path in self.routes}
         self.timed = {path: metrics.latency.labels(rules[path], "GET") for path in self.routes}
@@ -50,17 +50,17 @@ class PrecomputedAnswers:
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         path = environ.get("PATH_INFO")
-        served = self.routes.get(path)
+        route = self.routes.get(path)
         query = environ.get("QUERY_STRING", "")
         if (
-            served is not None
+            route is not None
             and environ["REQUEST_METHOD"] == "GET"
             and query.startswith("date=")
             and environ.get("HTTP_ACCEPT") in self.PLAIN_ACCEPT
             and "HTTP_IF_NONE_MATCH" not in environ
             and "HTTP_IF_MODIFIED_SINCE" not in environ
         ):
-            body = served.answers.get(query[5:])  # a miss (bad or unknown day, more parameters) goes to Flask
+            body = route[1].get(query[5:])  # a miss (bad or unknown day, more parameters) goes to Flask
             if body is not None:
                 start_response("200 OK", [*self.headers[path], ("Content-Length", str(len(body)))])
                 self.counted[path].inc()

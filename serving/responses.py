@@ -47,14 +47,23 @@ def forecast_csv_header(levels: list[int] | None) -> bytes:
     return ("date,prediction" + "".join(f",low_{level},high_{level}" for level in levels) + "\n").encode()
 
 
-def levels_json(served: ServedModel, day: str, levels: list[int]) -> bytes:
-    """One day's answer with the asked interval levels, spliced from precomputed pieces."""
-    intervals = b",".join(served.level_parts[level][day] for level in levels)
-    return served.heads[day] + b',"intervals":[' + intervals + b"]}"
+def levels_json(served: ServedModel, day: str, levels: list[int], shape: str) -> bytes:
+    """One day's answer with the asked interval levels, spliced from precomputed pieces.
+
+    shape: "answer" (one day of /forecast/<asset>), "item" (a day in a range) or "short" (one day
+    of an alias such as /bitcoin: the seed's keys).
+    """
+    days = served.days
+    intervals = b',"intervals":[' + b",".join(days.level_parts[level][day] for level in levels) + b"]"
+    if shape == "short":
+        return days.short_heads[day] + intervals + b"}"
+    return days.heads[day] + intervals + days.tails[day] + b"}"
 
 
 def levels_csv(served: ServedModel, day: str, levels: list[int]) -> bytes:
-    return served.csv_heads[day] + b"".join(served.level_csv[level][day] for level in levels) + b"\n"
+    days = served.days
+    bounds = b"".join(days.level_csv[level][day] for level in levels)
+    return days.csv_heads[day] + bounds + days.csv_tails[day]
 
 
 def model_card(served: ServedModel) -> dict:

@@ -34,6 +34,7 @@ from serving.schemas import (
     HistoryQuery,
     ModelCard,
     ModelCards,
+    ShortForecastAnswer,
     asset_path_model,
     parses_own_query,
 )
@@ -41,25 +42,29 @@ from serving.schemas import (
 FORECASTS = Tag(name="forecasts", description="Forecasts and the data behind them")
 
 
-def forecast_for(served: ServedModel) -> Response:
-    """One day's forecast, or a range of them, as the query asks; with `level`, those intervals."""
+def forecast_for(served: ServedModel, short: bool = False) -> Response:
+    """One day's forecast, or a range of them, as the query asks; with `level`, those intervals.
+
+    `short`: an alias such as /bitcoin, whose one-day JSON answers keep the seed's four keys.
+    """
     args = request.args
     levels = requested_levels(args, served)
     if "start" in args or "end" in args:
         if "date" in args:
             raise ClientError("give either 'date', or 'start' and 'end', not both")
         days = requested_range(args, served.first_day, served.last_day)
-    else:
-        days = [requested_day(args, served)]
-    json_rows, csv_rows = served.answers, served.csv_rows
-    if levels is not None:
-        json_rows = {day: levels_json(served, day, levels) for day in days}
-        csv_rows = {day: levels_csv(served, day, levels) for day in days}
-    if len(days) > 1 or "start" in args:
-        return range_response(served, days, "forecasts", json_rows, csv_rows, forecast_csv_header(levels))
+        items, csv_rows = served.days.items, served.days.csv_rows
+        if levels is not None:
+            items = {day: levels_json(served, day, levels, "item") for day in days}
+            csv_rows = {day: levels_csv(served, day, levels) for day in days}
+        return range_response(served, days, "forecasts", items, csv_rows, forecast_csv_header(levels))
+    day = requested_day(args, served)
     if wants_csv():
-        return Response(forecast_csv_header(levels) + csv_rows[days[0]], mimetype=CSV)
-    return Response(json_rows[days[0]], mimetype=JSON)
+        row = served.days.csv_rows[day] if levels is None else levels_csv(served, day, levels)
+        return Response(forecast_csv_header(levels) + row, mimetype=CSV)
+    if levels is not None:
+        return Response(levels_json(served, day, levels, "short" if short else "answer"), mimetype=JSON)
+    return Response((served.days.short_answers if short else served.answers)[day], mimetype=JSON)
 
 
 def history_for(served: ServedModel) -> Response:
@@ -128,22 +133,26 @@ def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> No
 
 
 def register_alias(app: OpenAPI, alias: str, served: ServedModel, cached, answer_docs: dict) -> None:
-    """A short path answering exactly as /forecast/<asset> (/bitcoin: BTC/USD)."""
+    """A short path answering as /forecast/<asset> (/bitcoin: BTC/USD), but for one day in JSON,
+    whose answer keeps the seed's four keys."""
     symbol = served.metadata["symbol"]
 
     def forecast_alias(query: ForecastQuery = None):
-        return forecast_for(served)
+        return forecast_for(served, short=True)
 
     # Named and described before it is wrapped: the endpoint, operationId and docs come from these.
     forecast_alias.__name__ = alias.strip("/")
     forecast_alias.__doc__ = (
-        f"Exactly /forecast/{served.key}: the forecast close of {symbol} for a UTC day, or a range."
+        f"As /forecast/{served.key}: the forecast close of {symbol} for a UTC day, or a range; one day "
+        "in JSON answers the original four keys (date, prediction, prediction_low, prediction_high)."
     )
     route = app.get(
         alias,
         tags=[FORECASTS],
         summary=f"Forecast {symbol} (alias of /forecast/{served.key})",
-        responses={code: doc for code, doc in answer_docs.items() if code != 404},  # no asset to miss
+        # No asset to miss, and one day in JSON keeps the seed's keys.
+        responses={code: doc for code, doc in answer_docs.items() if code != 404}
+        | {200: ShortForecastAnswer},
     )
     route(parses_own_query(cached(forecast_alias)))
 

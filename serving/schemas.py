@@ -73,13 +73,30 @@ def asset_path_model(assets: list[str]) -> type[BaseModel]:
     )
 
 
+HTTP_DATE = Field(
+    description="The day forecast as an HTTP date (00:00:00 GMT), the seed's format; `day` is the same "
+    "day as YYYY-MM-DD, which parsers read without a time zone shifting it.",
+    json_schema_extra={"example": "Sat, 01 Jun 2024 00:00:00 GMT"},
+)
+ISO_DAY = Field(
+    description="The day forecast, YYYY-MM-DD (UTC).", json_schema_extra={"example": "2024-06-01"}
+)
+
+
+class ShortForecast(BaseModel):
+    """The forecast close for one day, with its 80% interval: the seed's four keys."""
+
+    date: str = HTTP_DATE
+    prediction: float = Field(description="Forecast close in USD.")
+    prediction_low: float = Field(description="Lower bound of the 80% interval, USD.")
+    prediction_high: float = Field(description="Upper bound of the 80% interval, USD.")
+
+
 class Forecast(BaseModel):
     """The forecast close for one day, with its 80% interval."""
 
-    date: str = Field(
-        description="The day forecast, as an HTTP date (00:00:00 GMT).",
-        json_schema_extra={"example": "Sat, 01 Jun 2024 00:00:00 GMT"},
-    )
+    date: str = HTTP_DATE
+    day: str = ISO_DAY
     prediction: float = Field(description="Forecast close in USD.")
     prediction_low: float = Field(description="Lower bound of the 80% interval, USD.")
     prediction_high: float = Field(description="Upper bound of the 80% interval, USD.")
@@ -91,10 +108,19 @@ class LevelInterval(BaseModel):
     high: float = Field(description="Upper bound, USD.")
 
 
+class ShortForecastLevels(BaseModel):
+    """The forecast close for one day, with the intervals asked for with `level`."""
+
+    date: str = HTTP_DATE
+    prediction: float = Field(description="Forecast close in USD.")
+    intervals: list[LevelInterval]
+
+
 class ForecastLevels(BaseModel):
     """The forecast close for one day, with the intervals asked for with `level`."""
 
-    date: str = Field(description="The day forecast, as an HTTP date (00:00:00 GMT).")
+    date: str = HTTP_DATE
+    day: str = ISO_DAY
     prediction: float = Field(description="Forecast close in USD.")
     intervals: list[LevelInterval]
 
@@ -135,6 +161,13 @@ def redirect_doc(description: str) -> dict:
 class ForecastAnswer(RootModel[Forecast | ForecastLevels | ForecastRange]):
     """One day (with 'date') or a range (with 'start' and 'end'), with `level`'s intervals if asked;
     CSV on Accept: text/csv."""
+
+    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": CACHE_HEADERS})
+
+
+class ShortForecastAnswer(RootModel[ShortForecast | ShortForecastLevels | ForecastRange]):
+    """As /forecast/<asset>, but one day in JSON keeps the seed's keys: date, prediction, and
+    prediction_low and prediction_high (or `intervals`)."""
 
     model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": CACHE_HEADERS})
 
