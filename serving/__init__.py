@@ -22,7 +22,7 @@ from serving.conditional import IgnoreInvalidDates
 from serving.docs import documented_spec, register_docs, served_version
 from serving.errors import register_error_handlers
 from serving.fastpath import PrecomputedAnswers
-from serving.http import MAX_BODY_BYTES
+from serving.http import AS_OF_HEADER, HORIZON_HEADER, MAX_BODY_BYTES, SOURCE_HEADER
 from serving.metrics import register_metrics
 from serving.page import register_page
 from serving.responses import add_default_headers
@@ -42,7 +42,9 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
             version=served_version(os.environ.get("APP_VERSION")),  # the release, set by the image build
             description="Forecasts of daily crypto closes ("
             + ", ".join(m.metadata["symbol"] for m in models.values())
-            + ") from Prophet models retrained on fresh data.",
+            + ") from Prophet models, with calibrated intervals. Every forecast answer says the newest "
+            "day of its data (as_of), how many days past it the day asked lies (horizon_days) and "
+            "where the data came from (source).",
         ),
         doc_ui=False,  # Swagger UI is mounted at /docs below, reading /openapi.json
         security_schemes={},  # public API; flask-openapi3 would otherwise emit an invalid null
@@ -54,7 +56,14 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # a body that is read at all gets a 413 past this
     # Public, read-only data: any origin may call it, and "*" keeps responses cacheable (no Vary).
     # Preflights name only the methods the API answers and may be reused for 2 hours (Chromium's cap).
-    CORS(app, send_wildcard=True, methods=["GET", "HEAD", "OPTIONS"], max_age=7200)
+    # Scripts of other origins may read the headers that say when a forecast's data is from.
+    CORS(
+        app,
+        send_wildcard=True,
+        methods=["GET", "HEAD", "OPTIONS"],
+        max_age=7200,
+        expose_headers=[AS_OF_HEADER, HORIZON_HEADER, SOURCE_HEADER],
+    )
     app.after_request(add_default_headers)
     app.extensions["served_models"] = models
     metrics = register_metrics(app, models)

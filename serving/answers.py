@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date
 from pathlib import Path
@@ -38,6 +39,7 @@ class ForecastAnswers:
     heads: dict[str, bytes] = field(default_factory=dict)  # '{"date":...,"day":...,"prediction":...' (open)
     short_heads: dict[str, bytes] = field(default_factory=dict)  # '{"date":...,"prediction":...' (open)
     tails: dict[str, bytes] = field(default_factory=dict)  # ',"horizon_days":N' (open)
+    facts: bytes = b""  # '"as_of":...,"source":...': the same for every day
     csv_heads: dict[str, bytes] = field(default_factory=dict)  # 'day,prediction'
     csv_tails: dict[str, bytes] = field(default_factory=dict)  # ',horizon_days,as_of,source' and newline
     level_parts: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> JSON object
@@ -54,6 +56,7 @@ class ServedModel:
     last_day: date
     answers: dict[str, bytes]  # "YYYY-MM-DD" -> the JSON body of a one-day answer
     days: ForecastAnswers  # every day's answers and their pieces, answers among them
+    facts: DataFacts  # the as-of day and source every answer states
     closes: dict[str, bytes]  # "YYYY-MM-DD" -> {"date","close"} JSON of the training data
     close_rows: dict[str, bytes]  # the same as CSV lines
     levels: tuple[int, ...] = (80,)  # the interval levels a client may ask for
@@ -78,23 +81,52 @@ def price(value) -> float:
     return round(value, max(2, SIGNIFICANT_DIGITS - digits))
 
 
-def forecast_answers(table: pd.DataFrame, levels) -> ForecastAnswers:
+@dataclass(frozen=True)
+class DataFacts:
+    """When and where a model's data is from: what every forecast answer says alongside its numbers."""
+
+    as_of: date  # the newest bar the model was trained on (metadata last_day)
+    source: str  # "alpaca" or "snapshot"; "unknown" for metadata that does not say
+
+    def horizon(self, day: str) -> int:
+        """Days from as_of to `day`: 1 or more for a forecast, 0 or less for a day with data."""
+        return (date.fromisoformat(day) - self.as_of).days
+
+
+SOURCE_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # a plain word: it goes into CSV and headers as is
+
+
+def data_facts(metadata: Metadata) -> DataFacts:
+    """The metadata's as-of day and source, checked."""
+    source = metadata.get("source", "unknown")
+    if not (isinstance(source, str) and SOURCE_PATTERN.fullmatch(source)):
+        raise ModelError(f"model metadata source {source!r} is not a plain word such as alpaca or snapshot")
+    return DataFacts(date.fromisoformat(metadata["last_day"]), source)
+
+
+def forecast_answers(table: pd.DataFrame, levels, facts: DataFacts) -> ForecastAnswers:
     """Every day's answers, keyed by ISO day: each date and price formatted once."""
     done = ForecastAnswers(
         level_parts={level: {} for level in levels}, level_csv={level: {} for level in levels}
     )
+    done.facts = compact_json({"as_of": facts.as_of.isoformat(), "source": facts.source})[1:-1]
+    csv_facts = f"{facts.as_of},{facts.source}"
     for row in table.itertuples(index=False):
         day = row.ds.date().isoformat()
         served_date = http_date(row.ds.to_pydatetime().replace(tzinfo=UTC))
         prediction, low, high = (price(v) for v in (row.yhat, row.yhat_lower, row.yhat_upper))
+        horizon = done.horizons[day] = facts.horizon(day)
         band = compact_json({"prediction_low": low, "prediction_high": high})[1:-1]
         head = compact_json({"date": served_date, "day": day, "prediction": prediction})[:-1]
         short_head = compact_json({"date": served_date, "prediction": prediction})[:-1]
-        done.heads[day], done.short_heads[day], done.tails[day] = head, short_head, b""
-        done.items[day] = done.answers[day] = head + b"," + band + b"}"
+        tail = f',"horizon_days":{horizon}'.encode()
+        done.heads[day], done.short_heads[day], done.tails[day] = head, short_head, tail
+        done.items[day] = head + b"," + band + tail + b"}"
+        done.answers[day] = head + b"," + band + tail + b"," + done.facts + b"}"
         done.short_answers[day] = short_head + b"," + band + b"}"
-        done.csv_rows[day] = f"{day},{prediction},{low},{high}\n".encode()
-        done.csv_heads[day], done.csv_tails[day] = f"{day},{prediction}".encode(), b"\n"
+        done.csv_rows[day] = f"{day},{prediction},{low},{high},{horizon},{csv_facts}\n".encode()
+        done.csv_heads[day] = f"{day},{prediction}".encode()
+        done.csv_tails[day] = f",{horizon},{csv_facts}\n".encode()
         for level in levels:
             low, high = price(getattr(row, f"low_{level}")), price(getattr(row, f"high_{level}"))
             done.level_parts[level][day] = compact_json({"level": level, "low": low, "high": high})
@@ -143,15 +175,16 @@ def serve_model(metadata_file: Path) -> ServedModel:
     grid_first = data_last_day if contract.past_days == "close" else first_day
     table = served_forecast(forecast_table(model, grid_first, last_day), contract, data_last_day, known)
     table = table[(table.ds >= pd.Timestamp(first_day)) & (table.ds <= pd.Timestamp(last_day))]
-    days = forecast_answers(table, contract.levels)
+    facts = data_facts(metadata)
+    days = forecast_answers(table, contract.levels, facts)
     if known is not None:
         history = pd.DataFrame({"ds": known.index, "y": known.to_numpy()})
     else:
         history = model.history.assign(y=np.exp(model.history.y)) if contract.log_target else model.history
     closes, close_rows = close_answers(history)
     return ServedModel(
-        metadata_file.stem, metadata, first_day, last_day, days.answers, days, closes, close_rows,
-        tuple(contract.levels),
+        metadata_file.stem, metadata, first_day, last_day, days.answers, days, facts, closes,
+        close_rows, tuple(contract.levels),
     )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ from flask_openapi3 import OpenAPI
 
 from artifact import ModelError
 from serving.answers import ServedModel, forecast_paths
-from serving.http import JSON
+from serving.http import HORIZON_HEADER, JSON
 from serving.metrics import Metrics
 
 
@@ -38,14 +38,15 @@ class PrecomputedAnswers:
 
     @staticmethod
     def captured_headers(app: OpenAPI, url: str, rule: str, metrics: Metrics) -> list:
-        """The headers Flask sends with its 200 answer to `url`, but Content-Length."""
+        """The headers Flask sends with its 200 answer to `url`, but those of the day answered."""
         response = app.test_client().get(url)
         if response.status_code != 200:
             raise ModelError(f"{url} did not answer at startup: {response.get_data(as_text=True)}")
         # The capture is not traffic: forget its samples.
         metrics.requests_total.remove(rule, "GET", "200")
         metrics.latency.remove(rule, "GET")
-        return [(name, value) for name, value in response.headers.items() if name != "Content-Length"]
+        per_day = ("Content-Length", HORIZON_HEADER)
+        return [(name, value) for name, value in response.headers.items() if name not in per_day]
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
@@ -60,9 +61,11 @@ class PrecomputedAnswers:
             and "HTTP_IF_NONE_MATCH" not in environ
             and "HTTP_IF_MODIFIED_SINCE" not in environ
         ):
-            body = route[1].get(query[5:])  # a miss (bad or unknown day, more parameters) goes to Flask
+            day = query[5:]
+            body = route[1].get(day)  # a miss (bad or unknown day, more parameters) goes to Flask
             if body is not None:
-                start_response("200 OK", [*self.headers[path], ("Content-Length", str(len(body)))])
+                horizon = (HORIZON_HEADER, str(route[0].days.horizons[day]))
+                start_response("200 OK", [*self.headers[path], horizon, ("Content-Length", str(len(body)))])
                 self.counted[path].inc()
                 self.timed[path].observe(time.perf_counter() - started)
                 return [body]

@@ -23,6 +23,7 @@ from serving.responses import (
     levels_json,
     model_card,
     range_response,
+    with_data_facts,
 )
 from serving.schemas import (
     NOT_MODIFIED,
@@ -57,14 +58,18 @@ def forecast_for(served: ServedModel, short: bool = False) -> Response:
         if levels is not None:
             items = {day: levels_json(served, day, levels, "item") for day in days}
             csv_rows = {day: levels_csv(served, day, levels) for day in days}
-        return range_response(served, days, "forecasts", items, csv_rows, forecast_csv_header(levels))
+        header = forecast_csv_header(levels)
+        response = range_response(served, days, "forecasts", items, csv_rows, header, facts=True)
+        return with_data_facts(response, served)
     day = requested_day(args, served)
     if wants_csv():
         row = served.days.csv_rows[day] if levels is None else levels_csv(served, day, levels)
-        return Response(forecast_csv_header(levels) + row, mimetype=CSV)
-    if levels is not None:
-        return Response(levels_json(served, day, levels, "short" if short else "answer"), mimetype=JSON)
-    return Response((served.days.short_answers if short else served.answers)[day], mimetype=JSON)
+        response = Response(forecast_csv_header(levels) + row, mimetype=CSV)
+    elif levels is not None:
+        response = Response(levels_json(served, day, levels, "short" if short else "answer"), mimetype=JSON)
+    else:
+        response = Response((served.days.short_answers if short else served.answers)[day], mimetype=JSON)
+    return with_data_facts(response, served, day)
 
 
 def history_for(served: ServedModel) -> Response:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
 from artifact import LEVELS
-from serving.http import CACHE_MAX_AGE, CSV, MAX_RANGE_DAYS
+from serving.http import AS_OF_HEADER, CACHE_MAX_AGE, CSV, HORIZON_HEADER, MAX_RANGE_DAYS, SOURCE_HEADER
 
 
 def parses_own_query(view):
@@ -74,65 +74,101 @@ def asset_path_model(assets: list[str]) -> type[BaseModel]:
 
 
 HTTP_DATE = Field(
-    description="The day forecast as an HTTP date (00:00:00 GMT), the seed's format; `day` is the same "
+    description="The day answered as an HTTP date (00:00:00 GMT), the seed's format; `day` is the same "
     "day as YYYY-MM-DD, which parsers read without a time zone shifting it.",
-    json_schema_extra={"example": "Sat, 01 Jun 2024 00:00:00 GMT"},
+    json_schema_extra={"example": "Sat, 19 Sep 2026 00:00:00 GMT"},
 )
 ISO_DAY = Field(
-    description="The day forecast, YYYY-MM-DD (UTC).", json_schema_extra={"example": "2024-06-01"}
+    description="The day answered, YYYY-MM-DD (UTC).", json_schema_extra={"example": "2026-09-19"}
 )
+PREDICTION = Field(
+    description="The close in USD: forecast for a day after `as_of`; for a day with data "
+    "(horizon_days 0 or less), the observed close."
+)
+LOW = Field(
+    description="Lower bound of the 80% interval, USD: the close should fall inside it 8 times in 10. "
+    "On a day with data it equals prediction (a zero-width interval: the close is known)."
+)
+HIGH = Field(description="Upper bound of the 80% interval, USD (equal to prediction on a day with data).")
+HORIZON = Field(
+    description="Days from `as_of` to the day answered: 1 or more for a forecast, 0 or less for a day "
+    "with data, whose prediction is the observed close."
+)
+AS_OF = Field(
+    description="The newest day of the data the model was trained on, YYYY-MM-DD: forecasts start "
+    "after it. Compare it with today to see how old the data is."
+)
+SOURCE = Field(description="Where the data came from: 'alpaca' (live feed) or 'snapshot' (bundled file).")
 
 
 class ShortForecast(BaseModel):
-    """The forecast close for one day, with its 80% interval: the seed's four keys."""
+    """One day's close and its 80% interval: the seed's four keys (headers say as-of, horizon, source)."""
 
     date: str = HTTP_DATE
-    prediction: float = Field(description="Forecast close in USD.")
-    prediction_low: float = Field(description="Lower bound of the 80% interval, USD.")
-    prediction_high: float = Field(description="Upper bound of the 80% interval, USD.")
+    prediction: float = PREDICTION
+    prediction_low: float = LOW
+    prediction_high: float = HIGH
 
 
-class Forecast(BaseModel):
-    """The forecast close for one day, with its 80% interval."""
+class DayForecast(BaseModel):
+    """One day's close and its 80% interval, in a range."""
 
     date: str = HTTP_DATE
     day: str = ISO_DAY
-    prediction: float = Field(description="Forecast close in USD.")
-    prediction_low: float = Field(description="Lower bound of the 80% interval, USD.")
-    prediction_high: float = Field(description="Upper bound of the 80% interval, USD.")
+    prediction: float = PREDICTION
+    prediction_low: float = LOW
+    prediction_high: float = HIGH
+    horizon_days: int = HORIZON
+
+
+class Forecast(DayForecast):
+    """One day's close and its 80% interval, and when and where its data is from."""
+
+    as_of: str = AS_OF
+    source: str = SOURCE
 
 
 class LevelInterval(BaseModel):
     level: int = Field(description="The interval's level in percent: the close falls inside it that often.")
-    low: float = Field(description="Lower bound, USD.")
-    high: float = Field(description="Upper bound, USD.")
+    low: float = Field(description="Lower bound, USD (equal to prediction on a day with data).")
+    high: float = Field(description="Upper bound, USD (equal to prediction on a day with data).")
 
 
 class ShortForecastLevels(BaseModel):
-    """The forecast close for one day, with the intervals asked for with `level`."""
+    """One day's close with the intervals asked for with `level` (the seed's keys otherwise)."""
 
     date: str = HTTP_DATE
-    prediction: float = Field(description="Forecast close in USD.")
+    prediction: float = PREDICTION
     intervals: list[LevelInterval]
 
 
-class ForecastLevels(BaseModel):
-    """The forecast close for one day, with the intervals asked for with `level`."""
+class DayForecastLevels(BaseModel):
+    """One day's close with the intervals asked for with `level`, in a range."""
 
     date: str = HTTP_DATE
     day: str = ISO_DAY
-    prediction: float = Field(description="Forecast close in USD.")
+    prediction: float = PREDICTION
     intervals: list[LevelInterval]
+    horizon_days: int = HORIZON
+
+
+class ForecastLevels(DayForecastLevels):
+    """One day's close with the intervals asked for with `level`, and when and where its data is from."""
+
+    as_of: str = AS_OF
+    source: str = SOURCE
 
 
 class ForecastRange(BaseModel):
-    """Daily forecasts from start to end."""
+    """Daily forecasts from start to end; as_of and source hold for every day."""
 
-    asset: str
+    asset: str = Field(description="The asset's id, e.g. btc.")
     symbol: str
+    as_of: str = AS_OF
+    source: str = SOURCE
     start: str = Field(description="First day, YYYY-MM-DD.")
     end: str = Field(description="Last day, YYYY-MM-DD.")
-    forecasts: list[Forecast] | list[ForecastLevels]
+    forecasts: list[DayForecast] | list[DayForecastLevels]
 
 
 CSV_CONTENT = {CSV: {"schema": {"type": "string"}}}
@@ -148,6 +184,14 @@ CACHE_HEADERS = {
     "Last-Modified": header_doc("When the newest model was trained."),
     "Vary": header_doc("Accept: JSON and CSV share a URL."),
 }
+FORECAST_HEADERS = CACHE_HEADERS | {
+    AS_OF_HEADER: header_doc("as_of: the newest day of the model's data, YYYY-MM-DD."),
+    HORIZON_HEADER: {
+        **header_doc("horizon_days: days from as_of to the day answered (one-day answers only)."),
+        "required": False,
+    },
+    SOURCE_HEADER: header_doc("source: where the data came from, alpaca or snapshot."),
+}
 NOT_MODIFIED = {
     "description": "Not Modified: the ETag in If-None-Match is current; no body.",
     "headers": {name: CACHE_HEADERS[name] for name in ("Cache-Control", "ETag", "Vary")},
@@ -160,16 +204,17 @@ def redirect_doc(description: str) -> dict:
 
 class ForecastAnswer(RootModel[Forecast | ForecastLevels | ForecastRange]):
     """One day (with 'date') or a range (with 'start' and 'end'), with `level`'s intervals if asked;
-    CSV on Accept: text/csv."""
+    CSV on Accept: text/csv, with columns horizon_days, as_of and source after the prices."""
 
-    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": CACHE_HEADERS})
+    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": FORECAST_HEADERS})
 
 
 class ShortForecastAnswer(RootModel[ShortForecast | ShortForecastLevels | ForecastRange]):
     """As /forecast/<asset>, but one day in JSON keeps the seed's keys: date, prediction, and
-    prediction_low and prediction_high (or `intervals`)."""
+    prediction_low and prediction_high (or `intervals`); the Forecast-As-Of, Forecast-Horizon-Days
+    and Forecast-Source headers say when and where its data is from."""
 
-    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": CACHE_HEADERS})
+    model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": FORECAST_HEADERS})
 
 
 class Close(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 
 SEED_KEYS = ["date", "prediction", "prediction_low", "prediction_high"]
+FORECAST_KEYS = ["date", "day", "prediction", "prediction_low", "prediction_high"]
 DAY = "2026-09-19"  # 30 days after the golden models' last day with data
 
 
@@ -15,7 +16,7 @@ def test_forecast_answers_carry_the_iso_day_beside_the_http_date(golden_client):
     body = golden_client.get(f"/forecast/btc?date={DAY}").get_json()
     assert body["date"] == "Sat, 19 Sep 2026 00:00:00 GMT"
     assert body["day"] == DAY and date.fromisoformat(body["day"]) == date(2026, 9, 19)
-    assert list(body)[:5] == ["date", "day", "prediction", "prediction_low", "prediction_high"]
+    assert list(body)[:5] == FORECAST_KEYS
     leveled = golden_client.get(f"/forecast/eth?date={DAY}&level=50,95").get_json()
     assert (leveled["date"], leveled["day"]) == (body["date"], DAY)
     ranged = golden_client.get(f"/forecast/btc?start={DAY}&end=2026-09-20").get_json()["forecasts"]
@@ -44,3 +45,62 @@ def test_the_document_says_which_date_is_which(golden_client):
     assert schemas["ShortForecast"]["required"] == SEED_KEYS
     bitcoin = spec["paths"]["/bitcoin"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert "ShortForecast" in str(bitcoin)
+
+
+# ---------------------------------------------------------------- when and where the data is from
+
+FACT_HEADERS = ("Forecast-As-Of", "Forecast-Horizon-Days", "Forecast-Source")
+
+
+def test_every_forecast_says_its_as_of_day_horizon_and_source(golden_client):
+    ahead = golden_client.get(f"/forecast/btc?date={DAY}").get_json()
+    assert list(ahead) == [*FORECAST_KEYS, "horizon_days", "as_of", "source"]
+    assert (ahead["horizon_days"], ahead["as_of"], ahead["source"]) == (30, "2026-08-20", "snapshot")
+    assert ahead["prediction_low"] < ahead["prediction"] < ahead["prediction_high"]
+    known = golden_client.get("/forecast/btc?date=2026-08-19").get_json()
+    # A day with data: its close, a zero-width interval, and a horizon that says so.
+    assert known["horizon_days"] == -1
+    assert known["prediction"] == known["prediction_low"] == known["prediction_high"]
+    assert golden_client.get("/forecast/btc?date=2026-08-20").get_json()["horizon_days"] == 0
+    leveled = golden_client.get(f"/forecast/eth?date={DAY}&level=50").get_json()
+    assert (leveled["horizon_days"], leveled["as_of"], leveled["source"]) == (30, "2026-08-20", "snapshot")
+
+
+def test_ranges_and_csv_carry_the_same_facts(golden_client):
+    ranged = golden_client.get("/forecast/btc?start=2026-08-19&end=2026-08-21").get_json()
+    assert (ranged["as_of"], ranged["source"]) == ("2026-08-20", "snapshot")
+    assert [item["horizon_days"] for item in ranged["forecasts"]] == [-1, 0, 1]
+    text = golden_client.get(
+        "/forecast/btc?start=2026-08-20&end=2026-08-21", headers={"Accept": "text/csv"}
+    ).get_data(as_text=True)
+    header, first, second = text.splitlines()
+    assert header == "date,prediction,prediction_low,prediction_high,horizon_days,as_of,source"
+    assert first.endswith(",0,2026-08-20,snapshot") and second.endswith(",1,2026-08-20,snapshot")
+    leveled = golden_client.get(f"/forecast/btc?date={DAY}&level=95", headers={"Accept": "text/csv"})
+    assert leveled.get_data(as_text=True).splitlines()[1].endswith(",30,2026-08-20,snapshot")
+
+
+def test_bitcoin_says_them_in_headers_that_any_origin_may_read(golden_client, golden_app):
+    fast = golden_client.get(f"/bitcoin?date={DAY}", headers={"Origin": "https://example.org"})
+    assert list(fast.get_json()) == SEED_KEYS
+    assert [fast.headers[name] for name in FACT_HEADERS] == ["2026-08-20", "30", "snapshot"]
+    exposed = {name.strip() for name in fast.headers["Access-Control-Expose-Headers"].split(",")}
+    assert set(FACT_HEADERS) <= exposed
+    # Answered before Flask for another day: the horizon is that day's, not the captured one's.
+    other = golden_client.get("/bitcoin?date=2026-08-10")
+    assert other.headers["Forecast-Horizon-Days"] == "-10"
+    ranged = golden_client.get(f"/bitcoin?start={DAY}&end=2026-09-20")
+    assert "Forecast-Horizon-Days" not in ranged.headers
+    assert ranged.headers["Forecast-As-Of"] == "2026-08-20"
+    spec = golden_client.get("/openapi.json").get_json()
+    documented = spec["paths"]["/bitcoin"]["get"]["responses"]["200"]["headers"]
+    assert set(FACT_HEADERS) <= set(documented)
+
+
+def test_the_document_says_days_with_data_answer_their_close(golden_client):
+    spec = golden_client.get("/openapi.json").get_json()
+    forecast = spec["components"]["schemas"]["Forecast"]["properties"]
+    assert "observed close" in forecast["prediction"]["description"]
+    assert "zero-width" in forecast["prediction_low"]["description"]
+    assert {"as_of", "horizon_days", "source"} <= set(spec["components"]["schemas"]["Forecast"]["required"])
+    assert "fresh data" not in spec["info"]["description"]

@@ -240,7 +240,10 @@ def test_openapi_document_is_valid_and_complete(client):
     assert forecast["parameters"][0]["schema"]["enum"] == ["btc", "eth"]
     assert set(forecast["responses"]) == {"200", "304", "400", "404"}
     assert set(forecast["responses"]["200"]["content"]) == {"application/json", "text/csv"}
-    assert set(forecast["responses"]["200"]["headers"]) == {"Cache-Control", "ETag", "Last-Modified", "Vary"}
+    assert set(forecast["responses"]["200"]["headers"]) == {
+        "Cache-Control", "ETag", "Last-Modified", "Vary",
+        "Forecast-As-Of", "Forecast-Horizon-Days", "Forecast-Source",
+    }  # fmt: skip
     bitcoin = spec["paths"]["/bitcoin"]["get"]["responses"]
     assert set(bitcoin) == set(forecast["responses"]) - {"404"}  # no asset to miss
     schemas = spec["components"]["schemas"]

@@ -49,7 +49,11 @@ def test_range_in_json_holds_each_days_answer(client):
         "2024-03-02",
     )
     days = ["2024-02-27", "2024-02-28", "2024-02-29", "2024-03-01", "2024-03-02"]
-    assert body["forecasts"] == [client.get(f"/forecast/eth?date={day}").get_json() for day in days]
+    answers = [client.get(f"/forecast/eth?date={day}").get_json() for day in days]
+    assert {(a["as_of"], a["source"]) for a in answers} == {(body["as_of"], body["source"])}  # once, above
+    assert body["forecasts"] == [
+        {key: value for key, value in answer.items() if key not in ("as_of", "source")} for answer in answers
+    ]
 
 
 def test_range_in_csv_on_accept_text_csv(client):
@@ -57,17 +61,21 @@ def test_range_in_csv_on_accept_text_csv(client):
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert [row["date"] for row in rows] == ["2024-06-01", "2024-06-02", "2024-06-03"]
-    first = client.get("/bitcoin?date=2024-06-01").get_json()
-    assert {key: float(value) for key, value in rows[0].items() if key != "date"} == {
-        key: first[key] for key in ("prediction", "prediction_low", "prediction_high")
-    }
+    first = client.get("/forecast/btc?date=2024-06-01").get_json()
+    prices = ("prediction", "prediction_low", "prediction_high")
+    assert {key: float(rows[0][key]) for key in prices} == {key: first[key] for key in prices}
+    assert (int(rows[0]["horizon_days"]), rows[0]["as_of"], rows[0]["source"]) == (
+        first["horizon_days"], first["as_of"], first["source"],
+    )  # fmt: skip
 
 
 def test_one_day_in_csv_too(client):
     response = client.get(
         "/bitcoin?date=2024-06-01", headers={"Accept": "text/csv;q=1, application/json;q=0.5"}
     )
-    assert response.get_data(as_text=True).splitlines()[0] == "date,prediction,prediction_low,prediction_high"
+    assert response.get_data(as_text=True).splitlines()[0] == (
+        "date,prediction,prediction_low,prediction_high,horizon_days,as_of,source"
+    )
     assert response.get_data(as_text=True).splitlines()[1].startswith("2024-06-01,")
     assert client.get("/bitcoin?date=2024-06-01", headers={"Accept": "*/*"}).mimetype == "application/json"
 
