@@ -3,8 +3,9 @@
 Each model of the folder is checked and every answer of its served range computed once at
 startup (answers.py), so a request is a lookup: parsed by queries.py, answered by routes.py
 through responses.py and caching.py, or before Flask by fastpath.py; schemas.py and docs.py
-describe it as OpenAPI, metrics.py counts it, page.py serves the chart page; http.py holds the
-constants they share (media types, limits, the cache lifetime).
+describe it as OpenAPI, metrics.py counts it, page.py serves the chart page; freshness.py says how
+old each model's data is; http.py holds the constants they share (media types, limits, the cache
+lifetime).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from serving.conditional import IgnoreInvalidDates
 from serving.docs import documented_spec, register_docs, served_version
 from serving.errors import register_error_handlers
 from serving.fastpath import PrecomputedAnswers
+from serving.freshness import data_age_days, max_data_age_days, ready_line
 from serving.http import AS_OF_HEADER, HORIZON_HEADER, MAX_BODY_BYTES, SOURCE_HEADER
 from serving.metrics import register_metrics
 from serving.page import register_page
@@ -32,8 +34,10 @@ log = logging.getLogger(__name__)
 
 
 def create_app(model_dir: str | Path | None = None) -> OpenAPI:
-    """Build the app around every model in `model_dir`; raises ModelError if one cannot be served."""
+    """Build the app around every model in `model_dir`; raises ModelError if one cannot be served,
+    SettingError if MAX_DATA_AGE_DAYS is not a number of days."""
     model_dir = Path(model_dir or os.environ.get("MODEL_DIR", DEFAULT_MODEL_DIR))
+    max_days = max_data_age_days()
     models = serve_models(model_dir)
     app = OpenAPI(
         __name__,
@@ -69,7 +73,7 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     metrics = register_metrics(app, models)
     register_docs(app)
     register_forecast_routes(app, models)
-    register_service_routes(app, models)
+    register_service_routes(app, models, max_days)
     register_page(app)
     register_error_handlers(app, list(models))
     # Built once, now that every route is registered, so no request ever builds it.
@@ -79,11 +83,6 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     app.wsgi_app = IgnoreInvalidDates(app.wsgi_app)
     app.wsgi_app = PrecomputedAnswers(app, models, metrics)
     for served in models.values():
-        log.info(
-            "%s model ready: %d answers, %s to %s",
-            served.key,
-            len(served.answers),
-            served.first_day,
-            served.last_day,
-        )
+        stale = data_age_days(served) > max_days
+        log.log(logging.WARNING if stale else logging.INFO, "%s", ready_line(served, max_days))
     return app

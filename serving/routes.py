@@ -7,6 +7,7 @@ from flask_openapi3 import OpenAPI, Tag
 
 from serving.answers import ServedModel, compact_json
 from serving.caching import cache_validators, cacheable
+from serving.freshness import health as health_body
 from serving.http import ALIASES, CSV, JSON, SERVICE
 from serving.queries import (
     ClientError,
@@ -162,25 +163,9 @@ def register_alias(app: OpenAPI, alias: str, served: ServedModel, cached, answer
     route(parses_own_query(cached(forecast_alias)))
 
 
-def register_service_routes(app: OpenAPI, models: dict[str, ServedModel]) -> None:
-    health_body = compact_json(
-        {
-            "status": "ok",
-            "models": {
-                key: {
-                    "trained_at": served.metadata["trained_at"],
-                    "data_last_day": served.metadata["last_day"],
-                    "serves": {
-                        "first_day": served.first_day.isoformat(),
-                        "last_day": served.last_day.isoformat(),
-                    },
-                }
-                for key, served in models.items()
-            },
-        }
-    )
-
-    @app.get("/health", tags=[SERVICE], summary="Readiness", responses={200: Health})
+def register_service_routes(app: OpenAPI, models: dict[str, ServedModel], max_days: int) -> None:
+    @app.get("/health", tags=[SERVICE], summary="Readiness and data age", responses={200: Health})
     def health():
-        """Answers 200 once every model is loaded and its answers are precomputed."""
-        return Response(health_body, mimetype=JSON)
+        """200 once every model is loaded and its answers are precomputed; "status" is "stale" (still
+        200) while any model's newest day of data is more than MAX_DATA_AGE_DAYS old."""
+        return Response(compact_json(health_body(models, max_days)), mimetype=JSON)

@@ -270,11 +270,18 @@ class ModelCards(RootModel[dict[str, ModelCard]]):
 
 
 class AssetHealth(BaseModel):
-    trained_at: str
-    data_last_day: str
+    trained_at: str = Field(description="When the model was trained (UTC, ISO 8601).")
+    data_last_day: str = Field(description="The newest day of its data (as_of in forecasts), YYYY-MM-DD.")
+    data_age_days: int = Field(description="Days from data_last_day to today (UTC).")
+    source: str = Field(description="Where the data came from: alpaca or snapshot.")
     serves: ServedRange
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = Field(description="'ok' once every model is loaded and its answers are ready.")
+    status: Literal["ok", "stale"] = Field(
+        description="'ok' once every model is loaded and its answers are ready; 'stale' (still a 200) "
+        "while any model's data is more than max_data_age_days old: retrain it."
+    )
+    stale_assets: list[str] = Field(description="The assets whose data is stale; empty when none is.")
+    max_data_age_days: int = Field(description="MAX_DATA_AGE_DAYS: the most days data may be old.")
     models: dict[str, AssetHealth]

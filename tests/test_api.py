@@ -6,7 +6,7 @@ import hashlib
 import json
 import pickle  # nosec B403  # tests read the models train.py just wrote
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -217,11 +217,14 @@ def test_cors_preflight(client):
 
 def test_health_reports_every_model(client, served):
     body = client.get("/health").get_json()
-    assert body["status"] == "ok"
+    age = (datetime.now(UTC).date() - date(2026, 8, 20)).days
+    assert body["status"] == ("stale" if age > 3 else "ok")  # the bundled snapshot ends 2026-08-20
     assert set(body["models"]) == {"btc", "eth"}
     assert body["models"]["btc"] == {
         "trained_at": served.metadata["trained_at"],
         "data_last_day": "2026-08-20",
+        "data_age_days": age,
+        "source": "snapshot",
         "serves": {"first_day": "2014-09-17", "last_day": "2027-08-20"},
     }
 

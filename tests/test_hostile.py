@@ -220,4 +220,4 @@ def test_a_url_just_under_the_limit_reaches_the_app(live_server):
 
 def assert_still_serving(live_server) -> None:
     health = exchange(live_server.url, request(b"/health"))
-    assert health.status == 200 and health.json()["status"] == "ok"
+    assert health.status == 200 and health.json()["status"] in ("ok", "stale")  # stale: old snapshot data
