@@ -1,7 +1,7 @@
 """The API as a Flask app: ``create_app(model_dir)`` wires the modules of this package together.
 
-Each model of the folder is checked and every answer of its served range computed once at
-startup (answers.py), so a request is a lookup: parsed by queries.py, answered by routes.py
+Each model of the folder (folder.py) is checked and every answer of its served range computed once
+at startup (answers.py), so a request is a lookup: parsed by queries.py, answered by routes.py
 through responses.py and caching.py, or before Flask by fastpath.py; schemas.py and docs.py
 describe it as OpenAPI, metrics.py counts it, page.py serves the chart page; freshness.py says how
 old each model's data is; http.py holds the constants they share (media types, limits, the cache
@@ -17,12 +17,11 @@ from pathlib import Path
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
 
-from artifact import DEFAULT_MODEL_DIR
-from serving.answers import serve_models
 from serving.conditional import IgnoreInvalidDates
 from serving.docs import documented_spec, register_docs, served_version
 from serving.errors import register_error_handlers
 from serving.fastpath import PrecomputedAnswers
+from serving.folder import configured_model_dir, serve_models
 from serving.freshness import data_age_days, max_data_age_days, ready_line
 from serving.http import AS_OF_HEADER, HORIZON_HEADER, MAX_BODY_BYTES, SOURCE_HEADER
 from serving.metrics import register_metrics
@@ -36,7 +35,7 @@ log = logging.getLogger(__name__)
 def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     """Build the app around every model in `model_dir`; raises ModelError if one cannot be served,
     SettingError if MAX_DATA_AGE_DAYS is not a number of days."""
-    model_dir = Path(model_dir or os.environ.get("MODEL_DIR", DEFAULT_MODEL_DIR))
+    model_dir = configured_model_dir(model_dir)
     max_days = max_data_age_days()
     models = serve_models(model_dir)
     app = OpenAPI(

@@ -63,7 +63,8 @@ class ServedModel:
 
 
 def compact_json(value) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    # allow_nan=False: never an Infinity or NaN, which are not JSON (serve_model refuses them first).
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
 SIGNIFICANT_DIGITS = 6
@@ -150,8 +151,43 @@ def load_prophet_model(metadata_file: Path) -> tuple[Metadata, object]:
     return read_pair(metadata_file)
 
 
+# A served price this many times the model's highest close is no forecast but a broken contract
+# (an edited level_offset, a corrupt interval): at 365 days the widest band is a few times the close.
+ABSURD_FACTOR = 100
+
+
+def check_served_values(metadata_file: Path, table: pd.DataFrame, levels, highest_close: float) -> None:
+    """Refuse a model whose served prices are not finite, or absurd against its own closes."""
+    columns = ["yhat", *(f"{side}_{level}" for level in levels for side in ("low", "high"))]
+    values = table[columns].to_numpy(dtype=float)
+    for bad, what in (
+        (~np.isfinite(values), "a non-finite price"),
+        (
+            np.abs(values) > ABSURD_FACTOR * highest_close,
+            f"more than {ABSURD_FACTOR} times its highest close",
+        ),
+    ):
+        if bad.any():
+            row, column = np.argwhere(bad)[0]
+            day = table.ds.iloc[row].date()
+            raise ModelError(
+                f"model {metadata_file.stem} would serve {what} for {day} ({columns[column]} = "
+                f"{values[row, column]:.6g}; highest close {highest_close:.6g}): check the forecast "
+                f"contract in {metadata_file} (level_offset, interval), or retrain {metadata_file.stem}"
+            )
+
+
 def serve_model(metadata_file: Path) -> ServedModel:
     """Check and load one model (the metadata and the file it names), then precompute all its answers."""
+    try:
+        return answer_model(metadata_file)
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as error:
+        # Metadata that passed the format checks but still does not hold together (e.g. malformed
+        # closes): one line naming the file, not a traceback.
+        raise ModelError(f"model metadata {metadata_file} cannot be served: {error!r}") from error
+
+
+def answer_model(metadata_file: Path) -> ServedModel:
     metadata, model = load_prophet_model(metadata_file)
     first_day = date.fromisoformat(metadata["serve"]["first_day"])
     last_day = date.fromisoformat(metadata["serve"]["last_day"])
@@ -170,53 +206,26 @@ def serve_model(metadata_file: Path) -> ServedModel:
         )
     contract = ForecastContract.from_metadata(metadata)
     data_last_day = date.fromisoformat(metadata["last_day"])
-    known = closes_of(metadata)
+    try:
+        known = closes_of(metadata)
+    except ModelError as error:
+        raise ModelError(f"model metadata {metadata_file}: {error}") from error
     # Days with data answer their close when the contract says so: Prophet need not forecast them.
     grid_first = data_last_day if contract.past_days == "close" else first_day
     table = served_forecast(forecast_table(model, grid_first, last_day), contract, data_last_day, known)
     table = table[(table.ds >= pd.Timestamp(first_day)) & (table.ds <= pd.Timestamp(last_day))]
-    facts = data_facts(metadata)
-    days = forecast_answers(table, contract.levels, facts)
     if known is not None:
         history = pd.DataFrame({"ds": known.index, "y": known.to_numpy()})
     else:
         history = model.history.assign(y=np.exp(model.history.y)) if contract.log_target else model.history
+    check_served_values(metadata_file, table, contract.levels, float(history.y.abs().max()))
+    facts = data_facts(metadata)
+    days = forecast_answers(table, contract.levels, facts)
     closes, close_rows = close_answers(history)
     return ServedModel(
         metadata_file.stem, metadata, first_day, last_day, days.answers, days, facts, closes,
         close_rows, tuple(contract.levels),
     )  # fmt: skip
-
-
-def metadata_files(model_dir: Path) -> list[Path]:
-    """The metadata files of the folder, or a ModelError naming why there are none."""
-    if not model_dir.exists():
-        raise ModelError(f"model folder {model_dir} does not exist: set MODEL_DIR, or run train.py")
-    if not model_dir.is_dir():
-        raise ModelError(
-            f"model folder {model_dir} is not a folder: set MODEL_DIR to the folder train.py wrote"
-        )
-    try:
-        files = sorted(model_dir.glob("*.json"))
-        next(model_dir.iterdir(), None)  # glob hides a folder it may not list; this raises
-    except OSError as error:
-        raise ModelError(f"model folder {model_dir} cannot be read: {error.strerror or error}") from error
-    if not files:
-        raise ModelError(f"no model metadata (*.json) in {model_dir}: run train.py first")
-    return files
-
-
-def serve_models(model_dir: Path) -> dict[str, ServedModel]:
-    """Every model in the folder, keyed by asset: each <asset>.json names its model file."""
-    models = {path.stem: serve_model(path) for path in metadata_files(model_dir)}
-    symbols: dict[str, str] = {}
-    for key, served in models.items():
-        other = symbols.setdefault(served.metadata["symbol"], key)
-        if other != key:
-            raise ModelError(
-                f"models {other} and {key} both serve {served.metadata['symbol']}: one of them was copied"
-            )
-    return models
 
 
 def forecast_paths(models: dict[str, ServedModel]) -> dict[str, tuple[ServedModel, dict[str, bytes]]]:

@@ -324,7 +324,7 @@ def rewrite_metadata(model_dir, change) -> None:
     [
         (lambda m: m["forecast"].update(target="price"), "unknown forecast target 'price'"),
         (lambda m: m["forecast"].update(level_offset="0.1"), "level_offset must be a finite number"),
-        (lambda m: m["forecast"].update(level_offset=float("nan")), "level_offset must be a finite number"),
+        (lambda m: m["forecast"].update(level_offset=float("nan")), "NaN is not a JSON number"),
         (lambda m: m["forecast"]["interval"].pop("upper"), "forecast interval is malformed"),
         (lambda m: m["forecast"]["interval"]["lower"]["80"].pop(), "lists of the same, non-zero length"),
         (lambda m: m["forecast"]["interval"]["upper"]["50"].reverse(), "widen with the horizon"),
