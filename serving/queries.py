@@ -94,6 +94,17 @@ def requested_levels(args, served: ServedModel) -> list[int] | None:
     return sorted(levels)
 
 
+FORMATS = {"json": JSON, "csv": CSV}  # ?format=: for links and spreadsheets, which cannot set Accept
+
+
 def wants_csv() -> bool:
-    """True when the client prefers CSV to JSON (Accept: text/csv)."""
-    return request.accept_mimetypes.best_match([JSON, CSV], default=JSON) == CSV
+    """True when the client asks for CSV: with ?format=csv, or else by preferring it (Accept: text/csv).
+
+    The query wins over Accept: a link or a spreadsheet's IMPORTDATA cannot choose its headers.
+    """
+    text = one_value(request.args, "format")
+    if text is None:
+        return request.accept_mimetypes.best_match([JSON, CSV], default=JSON) == CSV
+    if text.lower() not in FORMATS:
+        raise ClientError(f"'format' takes json or csv (or send Accept: text/csv); got {quote(text)}")
+    return FORMATS[text.lower()] == CSV

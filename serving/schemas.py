@@ -37,6 +37,12 @@ def optional_day(description: str, example: str | None = None) -> Any:
     return optional_param(description, example, "date")
 
 
+FORMAT_DOC = (
+    "json or csv: the answer's format, for links and spreadsheets that cannot send an Accept header. "
+    "It wins over Accept; without it, Accept: text/csv gives CSV and anything else JSON."
+)
+
+
 class ForecastQuery(BaseModel):
     # Documentation only: the view parses the query itself (see parses_own_query).
     date: str = optional_day(
@@ -53,6 +59,7 @@ class ForecastQuery(BaseModel):
         + " (each calibrated; see /models). Without it: the 80% interval as prediction_low and "
         "prediction_high; with it: an 'intervals' list (CSV: low_L and high_L columns). E.g. 50,95.",
     )  # no example: Swagger UI would send it with every try
+    format: str = optional_param(FORMAT_DOC)
 
 
 class HistoryQuery(BaseModel):
@@ -63,6 +70,7 @@ class HistoryQuery(BaseModel):
     end: str = Field(
         description="Last day, YYYY-MM-DD.", json_schema_extra={"format": "date", "example": "2024-06-30"}
     )
+    format: str = optional_param(FORMAT_DOC)
 
 
 def asset_path_model(assets: list[str]) -> type[BaseModel]:
@@ -182,7 +190,10 @@ CACHE_HEADERS = {
     "Cache-Control": header_doc(f"public, max-age={CACHE_MAX_AGE}: reuse for an hour, then revalidate."),
     "ETag": header_doc("Changes whenever the models or their answers do; send it back in If-None-Match."),
     "Last-Modified": header_doc("When the newest model was trained."),
-    "Vary": header_doc("Accept: JSON and CSV share a URL."),
+    "Vary": {
+        **header_doc("Accept: JSON and CSV share a URL (absent when ?format= chooses the format)."),
+        "required": False,
+    },
 }
 FORECAST_HEADERS = CACHE_HEADERS | {
     AS_OF_HEADER: header_doc("as_of: the newest day of the model's data, YYYY-MM-DD."),
@@ -204,7 +215,8 @@ def redirect_doc(description: str) -> dict:
 
 class ForecastAnswer(RootModel[Forecast | ForecastLevels | ForecastRange]):
     """One day (with 'date') or a range (with 'start' and 'end'), with `level`'s intervals if asked;
-    CSV on Accept: text/csv, with columns horizon_days, as_of and source after the prices."""
+    CSV with ?format=csv or Accept: text/csv, with columns horizon_days, as_of and source after the
+    prices."""
 
     model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": FORECAST_HEADERS})
 
@@ -223,7 +235,7 @@ class Close(BaseModel):
 
 
 class History(BaseModel):
-    """Actual daily closes the model was trained on; CSV on Accept: text/csv."""
+    """Actual daily closes the model was trained on; CSV with ?format=csv or Accept: text/csv."""
 
     model_config = ConfigDict(openapi_extra={"content": CSV_CONTENT, "headers": CACHE_HEADERS})
 

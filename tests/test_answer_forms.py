@@ -104,3 +104,38 @@ def test_the_document_says_days_with_data_answer_their_close(golden_client):
     assert "zero-width" in forecast["prediction_low"]["description"]
     assert {"as_of", "horizon_days", "source"} <= set(spec["components"]["schemas"]["Forecast"]["required"])
     assert "fresh data" not in spec["info"]["description"]
+
+
+# ---------------------------------------------------------------- ?format=
+
+
+def test_format_in_the_query_gives_csv_to_links_and_spreadsheets(golden_client):
+    by_header = golden_client.get(f"/forecast/btc?date={DAY}", headers={"Accept": "text/csv"})
+    by_query = golden_client.get(f"/forecast/btc?date={DAY}&format=csv")
+    assert (by_query.status_code, by_query.mimetype) == (200, "text/csv")
+    assert by_query.get_data() == by_header.get_data()
+    history = golden_client.get("/history/eth?start=2024-01-01&end=2024-01-01&format=csv")
+    assert history.get_data(as_text=True) == "date,close\n2024-01-01,2352.33\n"
+    ranged = golden_client.get(f"/bitcoin?start={DAY}&end=2026-09-20&format=CSV")  # any case
+    assert ranged.mimetype == "text/csv" and len(ranged.get_data(as_text=True).splitlines()) == 3
+
+
+def test_the_query_wins_over_accept_and_vary_says_what_the_answer_depends_on(golden_client):
+    answer = golden_client.get(f"/forecast/btc?date={DAY}&format=json", headers={"Accept": "text/csv"})
+    assert answer.mimetype == "application/json" and answer.get_json()["day"] == DAY
+    assert "Vary" not in answer.headers  # the query alone chose the format
+    negotiated = golden_client.get(f"/forecast/btc?date={DAY}", headers={"Accept": "text/csv"})
+    assert negotiated.headers["Vary"] == "Accept"
+    etag = golden_client.get(f"/forecast/btc?date={DAY}&format=csv").headers["ETag"]
+    current = golden_client.get(f"/forecast/btc?date={DAY}&format=csv", headers={"If-None-Match": etag})
+    assert current.status_code == 304 and "Vary" not in current.headers
+
+
+def test_a_format_that_is_neither_json_nor_csv_is_refused(golden_client):
+    response = golden_client.get(f"/forecast/btc?date={DAY}&format=xlsx")
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": "'format' takes json or csv (or send Accept: text/csv); got 'xlsx'"
+    }
+    twice = golden_client.get(f"/forecast/btc?date={DAY}&format=csv&format=json")
+    assert twice.status_code == 400 and "give 'format' once" in twice.get_json()["error"]

@@ -239,7 +239,8 @@ def test_openapi_document_is_valid_and_complete(client):
     forecast = spec["paths"]["/forecast/{asset}"]["get"]
     parameters = {p["name"]: (p["in"], p["required"]) for p in forecast["parameters"]}
     assert parameters == {"asset": ("path", True), "date": ("query", False), "start": ("query", False),
-                          "end": ("query", False), "level": ("query", False)}  # fmt: skip
+                          "end": ("query", False), "level": ("query", False),
+                          "format": ("query", False)}  # fmt: skip
     assert forecast["parameters"][0]["schema"]["enum"] == ["btc", "eth"]
     assert set(forecast["responses"]) == {"200", "304", "400", "404"}
     assert set(forecast["responses"]["200"]["content"]) == {"application/json", "text/csv"}
