@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import date
 
@@ -29,11 +30,42 @@ def quote(text: str) -> str:
     return repr(text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT] + "...")
 
 
+# The query parameters each route takes; any other is refused, but "_", the cache-buster that web
+# libraries append (jQuery's cache: false), which is ignored.
+FORECAST_PARAMETERS = ("date", "start", "end", "level", "format")
+HISTORY_PARAMETERS = ("start", "end", "format")
+IGNORED_PARAMETER = "_"
+NAMED_UNKNOWN = 3  # unknown parameters named in an error; the rest are counted
+# What to give instead of a repeated parameter (a repeated level is read as a list).
+ONCE_INSTEAD = {
+    "date": "for several days give a range, e.g. ?start=2024-06-01&end=2024-06-30",
+    "start": "one range per request, e.g. ?start=2024-06-01&end=2024-06-30",
+    "end": "one range per request, e.g. ?start=2024-06-01&end=2024-06-30",
+    "format": "json or csv",
+}
+
+
+def check_parameters(args, accepted: tuple[str, ...]) -> None:
+    """Refuse a query parameter the route does not take (a typo would otherwise pass silently)."""
+    unknown = [name for name in args if name not in accepted and name != IGNORED_PARAMETER]
+    if not unknown:
+        return
+    named = ", ".join(quote(name) for name in unknown[:NAMED_UNKNOWN])
+    if len(unknown) > NAMED_UNKNOWN:
+        named += f" and {len(unknown) - NAMED_UNKNOWN} more"
+    close = difflib.get_close_matches(unknown[0], accepted, n=1, cutoff=0.5)  # day -> date
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    takes = f"this route takes {', '.join(accepted)}" if accepted else "this route takes none"
+    plural = "s" if len(unknown) > 1 else ""
+    raise ClientError(f"unknown query parameter{plural} {named}{hint}: {takes} (and _, ignored)")
+
+
 def one_value(args, name: str) -> str | None:
     """The single value of query parameter `name`, or None when absent."""
     values = args.getlist(name)
     if len(values) > 1:
-        raise ClientError(f"give '{name}' once; got it {len(values)} times")
+        instead = f": {ONCE_INSTEAD[name]}" if name in ONCE_INSTEAD else ""
+        raise ClientError(f"give '{name}' once; got it {len(values)} times{instead}")
     return values[0] if values else None
 
 
@@ -79,16 +111,19 @@ def requested_range(args, first: date, last: date, what: str = "forecast") -> li
 
 
 def requested_levels(args, served: ServedModel) -> list[int] | None:
-    """The interval levels asked for with `level` (e.g. 50,95), ascending; None without `level`."""
-    text = one_value(args, "level")
-    if text is None:
+    """The interval levels asked for with `level`, ascending; None without `level`.
+
+    level=50,95 and level=50&level=95 (what HTTP libraries send for a list) are the same request.
+    """
+    values = args.getlist("level")
+    if not values:
         return None
     accepted = ", ".join(map(str, served.levels))
     levels = set()
-    for part in text.split(","):
+    for part in ",".join(values).split(","):
         if not (LEVEL_PATTERN.fullmatch(part) and int(part) in served.levels):
             raise ClientError(
-                f"'level' takes interval levels in percent among {accepted}, e.g. 50,95; got {quote(text)}"
+                f"'level' takes interval levels in percent among {accepted}, e.g. 50,95; got {quote(part)}"
             )
         levels.add(int(part))
     return sorted(levels)

@@ -10,8 +10,11 @@ from serving.caching import cache_validators, cacheable
 from serving.freshness import health as health_body
 from serving.http import ALIASES, CSV, JSON, SERVICE
 from serving.queries import (
+    FORECAST_PARAMETERS,
+    HISTORY_PARAMETERS,
     ClientError,
     UnknownAsset,
+    check_parameters,
     requested_day,
     requested_levels,
     requested_range,
@@ -50,6 +53,7 @@ def forecast_for(served: ServedModel, short: bool = False) -> Response:
     `short`: an alias such as /bitcoin, whose one-day JSON answers keep the seed's four keys.
     """
     args = request.args
+    check_parameters(args, FORECAST_PARAMETERS)
     levels = requested_levels(args, served)
     if "start" in args or "end" in args:
         if "date" in args:
@@ -75,6 +79,7 @@ def forecast_for(served: ServedModel, short: bool = False) -> Response:
 
 def history_for(served: ServedModel) -> Response:
     """The training data's closes over the requested range."""
+    check_parameters(request.args, HISTORY_PARAMETERS)
     first = date.fromisoformat(served.metadata["first_day"])
     last = date.fromisoformat(served.metadata["last_day"])
     days = requested_range(request.args, first, last, what="data")
@@ -123,6 +128,7 @@ def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> No
     @cached
     def model_cards():
         """Every model's card: training time, data source and span, versions, servable range, backtest."""
+        check_parameters(request.args, ())
         return {key: model_card(served) for key, served in models.items()}
 
     @app.get(
@@ -135,7 +141,9 @@ def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> No
     @cached
     def one_model_card(asset: str, path: AssetPath = None):
         """The card of one asset's model."""
-        return model_card(find(asset))
+        served = find(asset)
+        check_parameters(request.args, ())
+        return model_card(served)
 
 
 def register_alias(app: OpenAPI, alias: str, served: ServedModel, cached, answer_docs: dict) -> None:

@@ -54,7 +54,7 @@ class ForecastQuery(BaseModel):
     )
     end: str = optional_day("Last day of a range (with 'start'), YYYY-MM-DD, e.g. 2024-06-30.")
     level: str = optional_param(
-        "Interval levels in percent, comma-separated, among "
+        "Interval levels in percent, comma-separated or repeated (level=50&level=95), among "
         + ", ".join(map(str, LEVELS))
         + " (each calibrated; see /models). Without it: the 80% interval as prediction_low and "
         "prediction_high; with it: an 'intervals' list (CSV: low_L and high_L columns). E.g. 50,95.",

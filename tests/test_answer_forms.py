@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 SEED_KEYS = ["date", "prediction", "prediction_low", "prediction_high"]
 FORECAST_KEYS = ["date", "day", "prediction", "prediction_low", "prediction_high"]
 DAY = "2026-09-19"  # 30 days after the golden models' last day with data
@@ -139,3 +141,65 @@ def test_a_format_that_is_neither_json_nor_csv_is_refused(golden_client):
     }
     twice = golden_client.get(f"/forecast/btc?date={DAY}&format=csv&format=json")
     assert twice.status_code == 400 and "give 'format' once" in twice.get_json()["error"]
+
+
+# ---------------------------------------------------------------- query parameters
+
+
+def test_a_typo_in_a_parameter_is_refused_naming_the_accepted_ones(golden_client):
+    response = golden_client.get(f"/forecast/btc?date={DAY}&levels=50")  # not level: no silent 80%
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": "unknown query parameter 'levels' (did you mean 'level'?): this route takes date, start, "
+        "end, level, format (and _, ignored)"
+    }
+    history = golden_client.get("/history/btc?start=2024-06-01&end=2024-06-02&date=2024-06-01")
+    assert history.get_json()["error"] == (
+        "unknown query parameter 'date': this route takes start, end, format (and _, ignored)"
+    )
+    cards = golden_client.get("/models?asset=btc")
+    assert cards.status_code == 400
+    assert cards.get_json()["error"].endswith("this route takes none (and _, ignored)")
+
+
+def test_many_unknown_parameters_are_named_a_few_and_counted(golden_client):
+    query = "&".join(f"x{i}=1" for i in range(50))
+    error = golden_client.get(f"/bitcoin?date={DAY}&{query}").get_json()["error"]
+    assert error.startswith("unknown query parameters 'x0', 'x1', 'x2' and 47 more: this route takes")
+
+
+def test_the_cache_buster_is_ignored(golden_client):
+    plain = golden_client.get(f"/bitcoin?date={DAY}")
+    busted = golden_client.get(f"/bitcoin?date={DAY}&_=1733328000000")  # jQuery's cache: false
+    assert (busted.status_code, busted.get_data()) == (200, plain.get_data())
+    twice = golden_client.get("/models?_=1&_=2")
+    assert twice.status_code == 200
+
+
+def test_a_repeated_level_is_read_as_a_list(golden_client):
+    comma = golden_client.get(f"/forecast/btc?date={DAY}&level=50,95")
+    repeated = golden_client.get(f"/forecast/btc?date={DAY}&level=50&level=95")  # what requests sends
+    assert (repeated.status_code, repeated.get_data()) == (200, comma.get_data())
+    mixed = golden_client.get(f"/forecast/btc?date={DAY}&level=95&level=50,80")
+    assert [i["level"] for i in mixed.get_json()["intervals"]] == [50, 80, 95]
+    bad = golden_client.get(f"/forecast/btc?date={DAY}&level=50&level=99")
+    assert bad.get_json()["error"].endswith("e.g. 50,95; got '99'")
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        (
+            f"date={DAY}&date=2026-09-20",
+            "give 'date' once; got it 2 times: for several days give a range, "
+            "e.g. ?start=2024-06-01&end=2024-06-30",
+        ),
+        (
+            "start=2026-09-01&start=2026-09-02&end=2026-09-30",
+            "give 'start' once; got it 2 times: one range per request, e.g. ?start=2024-06-01&end=2024-06-30",
+        ),
+    ],
+)
+def test_other_repeated_parameters_keep_a_400_that_says_what_to_give(golden_client, query, error):
+    response = golden_client.get(f"/forecast/btc?{query}")
+    assert (response.status_code, response.get_json()) == (400, {"error": error})

@@ -149,8 +149,8 @@ def test_serves_exactly_the_metadata_range(served, client):
     ("query", "message"),
     [
         ("", "missing query parameter 'date'"),
-        ("?day=2024-06-01", "missing query parameter 'date'"),
-        ("?date[]=2024-06-01", "missing query parameter 'date'"),
+        ("?day=2024-06-01", "unknown query parameter 'day' (did you mean 'date'?)"),
+        ("?date[]=2024-06-01", "unknown query parameter 'date[]' (did you mean 'date'?)"),
         ("?date=", "must be a day as YYYY-MM-DD"),
         ("?date=2024-6-1", "must be a day as YYYY-MM-DD"),
         ("?date=01/06/2024", "must be a day as YYYY-MM-DD"),

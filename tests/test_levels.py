@@ -79,6 +79,6 @@ def test_bad_levels_get_a_400_that_says_what_is_accepted(client, level):
     assert "'level' takes interval levels in percent among 50, 80, 90, 95" in response.get_json()["error"]
 
 
-def test_level_given_twice_is_refused(client):
-    response = client.get(f"/bitcoin?date={DAY}&level=50&level=95")
-    assert response.status_code == 400 and "give 'level' once" in response.get_json()["error"]
+def test_level_given_twice_is_the_list_of_both(client):
+    repeated = client.get(f"/bitcoin?date={DAY}&level=50&level=95")
+    assert repeated.get_data() == client.get(f"/bitcoin?date={DAY}&level=50,95").get_data()

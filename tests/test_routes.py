@@ -134,6 +134,8 @@ def test_history_gives_the_training_closes(client):
 def test_history_takes_a_range_only(client):
     response = client.get("/history/btc?date=2024-06-01")
     assert response.status_code == 400
+    assert response.get_json()["error"].startswith("unknown query parameter 'date': this route takes start")
+    response = client.get("/history/btc?start=2024-06-01")
     assert response.get_json()["error"].startswith("a range needs both 'start' and 'end'")
 
 
