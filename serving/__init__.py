@@ -74,7 +74,7 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     register_forecast_routes(app, models)
     register_service_routes(app, models, max_days)
     register_page(app)
-    register_error_handlers(app, list(models))
+    register_error_handlers(app, models)
     # Built once, now that every route is registered, so no request ever builds it.
     app.extensions["openapi"] = documented_spec(app)
     # Unreadable conditional dates are dropped before Flask sees them; the fast path never takes a

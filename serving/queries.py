@@ -1,4 +1,5 @@
-"""Query parsing: the days a request asks for, or a ClientError that says what is accepted."""
+"""Request parsing: the asset a path names, the parameters a route takes, the days, levels and
+format a query asks for; or an error that says what is accepted."""
 
 from __future__ import annotations
 
@@ -23,6 +24,46 @@ class ClientError(ValueError):
 
 class UnknownAsset(LookupError):
     """A path names no served asset (404)."""
+
+
+class AssetNamedOtherwise(LookupError):
+    """A path names an asset otherwise than by its id (BTC, bitcoin): redirect to its id (301)."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def asset_names(models: dict[str, ServedModel]) -> dict[str, str]:
+    """Every name a served asset answers to, lowercased, and its id: the id itself, its name
+    (bitcoin) and its symbol's base (BTC). A name two assets share is nobody's."""
+    owners: dict[str, set[str]] = {}
+    for key, served in models.items():
+        for name in (key, served.metadata["name"], served.metadata["symbol"].split("/")[0]):
+            owners.setdefault(name.lower(), set()).add(key)
+    names = {name: keys.pop() for name, keys in owners.items() if len(keys) == 1}
+    names.update({key: key for key in models})  # an id is always its own asset's
+    return names
+
+
+def known_assets(models: dict[str, ServedModel]) -> str:
+    """The served assets as an error lists them: btc (Bitcoin, BTC), eth (Ethereum, ETH)."""
+    return ", ".join(
+        f"{key} ({served.metadata['name']}, {served.metadata['symbol'].split('/')[0]})"
+        for key, served in models.items()
+    )
+
+
+def find_asset(models: dict[str, ServedModel], names: dict[str, str], asset: str) -> ServedModel:
+    """The model of the asset the path names by its id; AssetNamedOtherwise when it names it by
+    another name or case, UnknownAsset when by none."""
+    served = models.get(asset)
+    if served is not None:
+        return served
+    key = names.get(asset.lower())
+    if key is None:
+        raise UnknownAsset(asset)
+    raise AssetNamedOtherwise(key)
 
 
 def quote(text: str) -> str:

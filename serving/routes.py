@@ -13,8 +13,10 @@ from serving.queries import (
     FORECAST_PARAMETERS,
     HISTORY_PARAMETERS,
     ClientError,
-    UnknownAsset,
+    asset_names,
     check_parameters,
+    find_asset,
+    known_assets,
     requested_day,
     requested_levels,
     requested_range,
@@ -31,6 +33,7 @@ from serving.responses import (
 )
 from serving.schemas import (
     NOT_MODIFIED,
+    AssetRedirect,
     ErrorBody,
     ForecastAnswer,
     ForecastQuery,
@@ -87,15 +90,13 @@ def history_for(served: ServedModel) -> Response:
 
 
 def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> None:
-    answer_docs = {200: ForecastAnswer, 304: NOT_MODIFIED, 400: ErrorBody, 404: ErrorBody}
-    AssetPath = asset_path_model(list(models))  # a class, so named like one
+    answer_docs = {200: ForecastAnswer, 301: AssetRedirect, 304: NOT_MODIFIED, 400: ErrorBody, 404: ErrorBody}
+    names = asset_names(models)
+    AssetPath = asset_path_model(list(models), known_assets(models))  # a class, so named like one
     cached = cacheable(cache_validators(models))
 
     def find(asset: str) -> ServedModel:
-        served = models.get(asset)
-        if served is None:
-            raise UnknownAsset(asset)
-        return served
+        return find_asset(models, names, asset)
 
     @app.get(
         "/forecast/<asset>", tags=[FORECASTS], summary="Forecast one day or a range", responses=answer_docs
@@ -135,7 +136,7 @@ def register_forecast_routes(app: OpenAPI, models: dict[str, ServedModel]) -> No
         "/models/<asset>",
         tags=[FORECASTS],
         summary="One model card",
-        responses={200: ModelCard, 304: NOT_MODIFIED, 404: ErrorBody},
+        responses={200: ModelCard, 301: AssetRedirect, 304: NOT_MODIFIED, 404: ErrorBody},
     )
     @parses_own_query
     @cached
@@ -165,7 +166,7 @@ def register_alias(app: OpenAPI, alias: str, served: ServedModel, cached, answer
         tags=[FORECASTS],
         summary=f"Forecast {symbol} (alias of /forecast/{served.key})",
         # No asset to miss, and one day in JSON keeps the seed's keys.
-        responses={code: doc for code, doc in answer_docs.items() if code != 404}
+        responses={code: doc for code, doc in answer_docs.items() if code not in (301, 404)}
         | {200: ShortForecastAnswer},
     )
     route(parses_own_query(cached(forecast_alias)))

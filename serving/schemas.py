@@ -73,12 +73,13 @@ class HistoryQuery(BaseModel):
     format: str = optional_param(FORMAT_DOC)
 
 
-def asset_path_model(assets: list[str]) -> type[BaseModel]:
-    """The documented `asset` path parameter: one of the served assets."""
-    return create_model(
-        "AssetPath",
-        asset=(Literal[tuple(assets)], Field(description="The asset: " + ", ".join(assets) + ".")),
+def asset_path_model(assets: list[str], known: str) -> type[BaseModel]:
+    """The documented `asset` path parameter: one of the served assets' ids."""
+    description = (
+        f"The asset's id: {', '.join(assets)}. Its name or symbol in any case, or the id in another "
+        f"case, redirects (301) to the id: {known}."
     )
+    return create_model("AssetPath", asset=(Literal[tuple(assets)], Field(description=description)))
 
 
 HTTP_DATE = Field(
@@ -211,6 +212,18 @@ NOT_MODIFIED = {
 
 def redirect_doc(description: str) -> dict:
     return {"description": description, "headers": {"Location": header_doc("Where to go.")}}
+
+
+class AssetRedirect(BaseModel):
+    """The path named the asset by its name or symbol (bitcoin, BTC) or in another case: the same
+    request with its id is at `location` (/forecast/btc?date=2026-09-19)."""
+
+    model_config = ConfigDict(
+        openapi_extra={"headers": {"Location": header_doc("The same request with the asset's id.")}}
+    )
+
+    asset: str = Field(description="The asset's id.")
+    location: str = Field(description="The same request with the asset's id: a path on this server.")
 
 
 class ForecastAnswer(RootModel[Forecast | ForecastLevels | ForecastRange]):

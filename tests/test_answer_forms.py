@@ -203,3 +203,46 @@ def test_a_repeated_level_is_read_as_a_list(golden_client):
 def test_other_repeated_parameters_keep_a_400_that_says_what_to_give(golden_client, query, error):
     response = golden_client.get(f"/forecast/btc?{query}")
     assert (response.status_code, response.get_json()) == (400, {"error": error})
+
+
+# ---------------------------------------------------------------- asset names
+
+
+@pytest.mark.parametrize("named", ["BTC", "bitcoin", "Bitcoin", "Btc"])
+def test_an_asset_named_by_its_symbol_or_name_in_any_case_redirects_to_its_id(golden_client, named):
+    response = golden_client.get(f"/forecast/{named}?date={DAY}&level=50")
+    assert response.status_code == 301 and response.mimetype == "application/json"
+    location = f"/forecast/btc?date={DAY}&level=50"  # a path on this server, the query kept
+    assert response.headers["Location"] == location
+    assert response.get_json() == {"asset": "btc", "location": location}
+    followed = golden_client.get(f"/forecast/{named}?date={DAY}&level=50", follow_redirects=True)
+    assert followed.get_data() == golden_client.get(location).get_data()
+
+
+def test_history_and_model_cards_take_names_too(golden_client):
+    assert golden_client.get("/models/ETH").headers["Location"] == "/models/eth"
+    history = golden_client.get("/history/Ethereum?start=2024-01-01&end=2024-01-01")
+    assert history.headers["Location"] == "/history/eth?start=2024-01-01&end=2024-01-01"
+
+
+def test_a_redirect_never_names_the_clients_host(golden_client):
+    response = golden_client.get("/forecast/ETH", headers={"Host": "evil.example"})
+    assert response.headers["Location"] == "/forecast/eth"
+
+
+def test_an_unknown_asset_lists_the_ids_and_names(golden_client):
+    response = golden_client.get(f"/forecast/doge?date={DAY}")
+    assert response.status_code == 404
+    assert response.get_json() == {
+        "error": "unknown asset 'doge'; known assets: btc (Bitcoin, BTC), eth (Ethereum, ETH)"
+    }
+    assert golden_client.get("/models/dogecoin").status_code == 404
+
+
+def test_the_document_says_which_names_are_accepted(golden_client):
+    spec = golden_client.get("/openapi.json").get_json()
+    operation = spec["paths"]["/forecast/{asset}"]["get"]
+    asset = operation["parameters"][0]
+    assert asset["schema"]["enum"] == ["btc", "eth"]  # the ids; names redirect to them
+    assert "btc (Bitcoin, BTC), eth (Ethereum, ETH)" in asset["description"]
+    assert set(operation["responses"]["301"]["headers"]) == {"Location"}

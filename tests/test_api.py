@@ -242,14 +242,14 @@ def test_openapi_document_is_valid_and_complete(client):
                           "end": ("query", False), "level": ("query", False),
                           "format": ("query", False)}  # fmt: skip
     assert forecast["parameters"][0]["schema"]["enum"] == ["btc", "eth"]
-    assert set(forecast["responses"]) == {"200", "304", "400", "404"}
+    assert set(forecast["responses"]) == {"200", "301", "304", "400", "404"}
     assert set(forecast["responses"]["200"]["content"]) == {"application/json", "text/csv"}
     assert set(forecast["responses"]["200"]["headers"]) == {
         "Cache-Control", "ETag", "Last-Modified", "Vary",
         "Forecast-As-Of", "Forecast-Horizon-Days", "Forecast-Source",
     }  # fmt: skip
     bitcoin = spec["paths"]["/bitcoin"]["get"]["responses"]
-    assert set(bitcoin) == set(forecast["responses"]) - {"404"}  # no asset to miss
+    assert set(bitcoin) == set(forecast["responses"]) - {"301", "404"}  # no asset to name or miss
     schemas = spec["components"]["schemas"]
     assert schemas["ShortForecast"]["required"] == FORECAST_KEYS  # /bitcoin: the seed's four keys
     assert "422" not in json.dumps(spec["paths"])

@@ -32,7 +32,9 @@ def test_ethereum_has_its_own_model(client):
 def test_unknown_asset_lists_the_known_ones(client):
     response = client.get("/forecast/doge?date=2024-06-01")
     assert response.status_code == 404
-    assert response.get_json() == {"error": "unknown asset 'doge'; known assets: btc, eth"}
+    assert response.get_json() == {
+        "error": "unknown asset 'doge'; known assets: btc (Bitcoin, BTC), eth (Ethereum, ETH)"
+    }
     assert client.get("/models/doge").status_code == 404
     assert client.get("/history/doge?start=2024-06-01&end=2024-06-02").status_code == 404
 
