@@ -7,6 +7,7 @@ from flask import Response
 from serving.answers import ServedModel, compact_json
 from serving.http import AS_OF_HEADER, CSV, HORIZON_HEADER, JSON, SOURCE_HEADER
 from serving.queries import wants_csv
+from serving.track_record import point_evaluation, track_record
 
 FORECAST_CSV_HEADER = b"date,prediction,prediction_low,prediction_high,horizon_days,as_of,source\n"
 HISTORY_CSV_HEADER = b"date,close\n"
@@ -83,12 +84,15 @@ def levels_csv(served: ServedModel, day: str, levels: list[int]) -> bytes:
 
 
 def model_card(served: ServedModel) -> dict:
-    """What a user needs to judge a model: provenance, span, versions, servable range, backtest."""
+    """What a user needs to judge a model: provenance, span, versions, servable range, and its
+    evaluation under clear names: the intervals' track record and the point forecast's backtest."""
     keys = ("name", "symbol", "trained_at", "source", "origin", "first_day", "last_day", "rows", "versions")
     card = {"asset": served.key, **{key: served.metadata.get(key) for key in keys}}
     card["model_sha256"] = served.metadata["model_sha256"]
     card["serves"] = {"first_day": served.first_day.isoformat(), "last_day": served.last_day.isoformat()}
-    card["backtest"] = served.metadata.get("backtest")
+    backtest = served.metadata.get("backtest")
+    card["track_record"] = track_record(backtest)
+    card["backtest"] = point_evaluation(backtest)
     return card
 
 

@@ -270,6 +270,77 @@ class ServedRange(BaseModel):
     last_day: str = Field(description="Last day with a forecast, YYYY-MM-DD.")
 
 
+class CoverageRow(BaseModel):
+    """How often the served interval held the close, at one horizon and level, in past tests."""
+
+    stretch: Literal["all", "final"] = Field(
+        description="'all': every origin tested; 'final': the most recent origins only (the last 18 "
+        "months of data), after the method's constants were fixed."
+    )
+    horizon_days: int = Field(description="Days ahead of the origin.")
+    level: int = Field(description="The interval's level in percent: the coverage it promises.")
+    origins: int = Field(description="Days the forecast was made from (origins) with a known outcome.")
+    windows: float = Field(
+        description="How many non-overlapping horizon-day windows those origins amount to: the "
+        "sample size behind coverage_ci (overlapping windows are not independent)."
+    )
+    coverage: float | None = Field(
+        description="Share of origins whose close fell inside the interval; null: not enough data."
+    )
+    coverage_ci: list[float] | None = Field(description="95% confidence interval of coverage (Wilson).")
+    trivial_coverage: float | None = Field(
+        description="The same share for the trivial interval (the last close times the quantiles of "
+        "the three years' returns before): the baseline."
+    )
+    winkler_ratio: float | None = Field(
+        description="Winkler (interval) score relative to the trivial interval's: below 1 is better."
+    )
+    pinball_ratio: float | None = Field(
+        description="Pinball (quantile) loss relative to the trivial interval's: below 1 is better."
+    )
+    note: str | None = Field(description="'not enough data' when there were too few origins.")
+    held_less_well: bool | None = Field(
+        description="True when coverage falls short of the level beyond chance (its CI lies below) or by "
+        "more than 10 points: the rows the summary names. Null without coverage."
+    )
+
+
+class TrackRecord(BaseModel):
+    """The served intervals judged out of sample: rolling origins, each using the data up to it only."""
+
+    level: int = Field(description="The level the summary speaks of: the interval answers carry by default.")
+    summary: str = Field(
+        description="One plain sentence, made from the rows: what the band means, how often it held, "
+        "and where it held less well."
+    )
+    coverage: list[CoverageRow] = Field(description="One row per stretch, horizon and level.")
+
+
+class PointError(BaseModel):
+    model: str = Field(description="The served configuration, or a baseline (naive: the last close).")
+    horizon_days: int
+    mae: float = Field(description="Mean absolute error, USD.")
+    mape: float = Field(description="Mean absolute percentage error, %.")
+    mdape: float = Field(description="Median absolute percentage error, %.")
+
+
+class PointEvaluation(BaseModel):
+    """How the configuration was chosen and how its point forecast scored against the baselines."""
+
+    chosen: str = Field(description="The served configuration.")
+    choice: dict[str, Any] | None = Field(None, description="What the retrain kept or changed, and why.")
+    candidates: dict[str, float] = Field(description="Each candidate's MAPE relative to naive's: lower wins.")
+    cutoffs: int = Field(description="Cutoffs the point forecasts were scored at.")
+    first_cutoff: str
+    last_cutoff: str
+    spacing_days: int
+    point_errors: list[PointError]
+    diebold_mariano: dict[str, Any] | None = Field(
+        None, description="By horizon: the served forecast's errors tested against naive's."
+    )
+    gate: dict[str, Any] | None = Field(None, description="The quality gate the model passed.")
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(openapi_extra={"headers": CACHE_HEADERS})
 
@@ -285,7 +356,12 @@ class ModelCard(BaseModel):
     versions: dict[str, str] = Field(description="Library versions used for training.")
     model_sha256: str
     serves: ServedRange
-    backtest: dict[str, Any] | None = Field(description="Backtest summary, when training ran one.")
+    track_record: TrackRecord | None = Field(
+        description="How often the served intervals held in past tests, when training ran a backtest."
+    )
+    backtest: PointEvaluation | None = Field(
+        description="The point forecast's evaluation, when training ran a backtest."
+    )
 
 
 class ModelCards(RootModel[dict[str, ModelCard]]):

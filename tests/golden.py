@@ -40,8 +40,8 @@ def ranges(all_days: list[str]) -> list[tuple[str, str]]:
 
 
 def card_levels(card: dict) -> list[int]:
-    """The levels a model calibrates, from its card's backtest (80 alone for older models)."""
-    rows = (card.get("backtest") or {}).get("intervals") or []
+    """The levels a model calibrates, from its card's track record (80 alone for older models)."""
+    rows = (card.get("track_record") or {}).get("coverage") or []
     return sorted({row["level"] for row in rows}) or [80]
 
 
