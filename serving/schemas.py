@@ -274,8 +274,8 @@ class CoverageRow(BaseModel):
     """How often the served interval held the close, at one horizon and level, in past tests."""
 
     stretch: Literal["all", "final"] = Field(
-        description="'all': every origin tested; 'final': the most recent origins only (the last 18 "
-        "months of data), after the method's constants were fixed."
+        description="'all': every origin tested; 'final': the most recent origins only, after the "
+        "method's constants were fixed (training/selection/interval_checks.py says how many days)."
     )
     horizon_days: int = Field(description="Days ahead of the origin.")
     level: int = Field(description="The interval's level in percent: the coverage it promises.")
