@@ -76,7 +76,7 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     register_page(app)
     register_error_handlers(app, models)
     # Built once, now that every route is registered, so no request ever builds it.
-    app.extensions["openapi"] = documented_spec(app)
+    app.extensions["openapi"] = documented_spec(app, models)
     # Unreadable conditional dates are dropped before Flask sees them; the fast path never takes a
     # conditional request, so it sits in front.
     app.wsgi_app = IgnoreInvalidDates(app.wsgi_app)

@@ -28,4 +28,7 @@ SOURCE_HEADER = "Forecast-Source"
 # Short paths that answer as /forecast/<asset>, but for one day in JSON: the seed's four keys.
 ALIASES = {"/bitcoin": "btc"}
 
+# The WSGI environ key of the requests the app makes of itself at startup (examples): not traffic.
+EXAMPLE_REQUEST = "crypto_predict.example"
+
 SERVICE = Tag(name="service")  # OpenAPI tag of the routes about the service, not its data

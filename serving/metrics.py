@@ -20,7 +20,7 @@ from prometheus_client import (
 from artifact import trained_at
 from serving.answers import ServedModel
 from serving.freshness import data_age_seconds
-from serving.http import SERVICE
+from serving.http import EXAMPLE_REQUEST, SERVICE
 
 # Labels come from closed sets, so that no client can create series: a method or route outside
 # them counts as OTHER (a made-up method name would otherwise add a series per name).
@@ -75,6 +75,8 @@ def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> Metrics:
 
     @app.after_request
     def count(response: Response) -> Response:
+        if request.environ.get(EXAMPLE_REQUEST):  # the document's examples, asked at startup
+            return response
         # The route's rule, not the raw path: unknown paths must not create new series.
         route = request.url_rule.rule if request.url_rule else "unmatched"
         method = method_label(request.method)

@@ -9,6 +9,9 @@ from datetime import date
 
 import pytest
 
+from api import create_app
+from tests import golden
+
 SEED_KEYS = ["date", "prediction", "prediction_low", "prediction_high"]
 FORECAST_KEYS = ["date", "day", "prediction", "prediction_low", "prediction_high"]
 DAY = "2026-09-19"  # 30 days after the golden models' last day with data
@@ -246,3 +249,53 @@ def test_the_document_says_which_names_are_accepted(golden_client):
     assert asset["schema"]["enum"] == ["btc", "eth"]  # the ids; names redirect to them
     assert "btc (Bitcoin, BTC), eth (Ethereum, ETH)" in asset["description"]
     assert set(operation["responses"]["301"]["headers"]) == {"Location"}
+
+
+# ---------------------------------------------------------------- the document's examples
+
+
+def documented_examples(spec: dict):
+    """(path, status, media type, name, example) for every example of every answer in the document."""
+    for path, operations in spec["paths"].items():
+        for status, answer in operations["get"]["responses"].items():
+            for media_type, content in answer.get("content", {}).items():
+                for name, example in content.get("examples", {}).items():
+                    yield path, status, media_type, name, example
+
+
+def test_every_example_in_the_document_is_a_real_answer(golden_client):
+    spec = golden_client.get("/openapi.json").get_json()
+    examples = list(documented_examples(spec))
+    shapes = {(path, status, media_type, name) for path, status, media_type, name, _ in examples}
+    assert {
+        ("/forecast/{asset}", "200", "application/json", "day"),
+        ("/forecast/{asset}", "200", "application/json", "known"),
+        ("/forecast/{asset}", "200", "application/json", "range"),
+        ("/forecast/{asset}", "200", "application/json", "levels"),
+        ("/forecast/{asset}", "200", "text/csv", "csv"),
+        ("/forecast/{asset}", "400", "application/json", "typo"),
+        ("/forecast/{asset}", "404", "application/json", "unknown"),
+        ("/forecast/{asset}", "301", "application/json", "name"),
+        ("/bitcoin", "200", "application/json", "day"),
+        ("/bitcoin", "200", "text/csv", "csv_levels"),
+        ("/models/{asset}", "200", "application/json", "card"),
+    } <= shapes
+    for _, status, media_type, _, example in examples:
+        url = example["summary"].split(": GET ")[-1]
+        if url == "/health":
+            continue  # its body says how old the data is at the moment asked
+        response = golden_client.get(url, headers={"Accept": media_type})
+        assert str(response.status_code) == status, url
+        body = response.get_json() if media_type == "application/json" else response.get_data(as_text=True)
+        assert body == example["value"], url
+    day = spec["paths"]["/bitcoin"]["get"]["parameters"][0]
+    assert (day["name"], day["example"]) == ("date", "2026-09-19")  # a forecast, not a day with data
+    bitcoin = next(e for p, s, m, n, e in examples if (p, m, n) == ("/bitcoin", "application/json", "day"))
+    assert list(bitcoin["value"]) == sorted(SEED_KEYS)  # the seed's four keys, as JSON sorts them
+    assert bitcoin["value"]["prediction"] > 0  # no made-up zeros
+
+
+def test_the_examples_are_not_counted_as_traffic():
+    text = create_app(golden.GOLDEN_MODELS).test_client().get("/metrics").get_data(as_text=True)
+    assert 'route="/forecast/<asset>",status="400"' not in text
+    assert 'route="/models/<asset>"' not in text

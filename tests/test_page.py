@@ -504,6 +504,10 @@ def test_labels_keyboard_and_contrast(session):
 
 
 def test_swagger_ui_try_it_out_on_bitcoin(session, live_server):
+    spec = api_get(live_server, "/openapi.json").json()
+    day = spec["paths"]["/bitcoin"]["get"]["parameters"][0]["example"]  # a forecast: 30 days past the data
+    card = api_get(live_server, "/models/btc").json()
+    assert (date.fromisoformat(day) - date.fromisoformat(card["last_day"])).days == 30
     page = session.page
     page.goto(f"{session.base_url}/docs")
     operation = page.locator("#operations-forecasts-bitcoin_bitcoin_get")
@@ -511,19 +515,22 @@ def test_swagger_ui_try_it_out_on_bitcoin(session, live_server):
     # The API has no authentication, so Swagger UI offers no "Authorize" button.
     assert page.locator(".swagger-ui .auth-wrapper button").count() == 0
     operation.locator(".opblock-summary").click()
+    # Its documented answers are real ones, not made-up zeros.
+    shown = operation.locator(".responses-table .response .microlight").first.inner_text()
+    assert json.loads(shown) == api_get(live_server, "/bitcoin", date=day).json()
     operation.get_by_role("button", name="Try it out").click()
     # The documented example fills the date; a range's start and end stay empty.
     fields = {
         name: operation.locator(f'tr[data-param-name="{name}"] input').input_value()
         for name in ("date", "start", "end")
     }
-    assert fields == {"date": "2024-06-01", "start": "", "end": ""}
+    assert fields == {"date": day, "start": "", "end": ""}
     operation.get_by_role("button", name="Execute").click()
     status = operation.locator(".live-responses-table tbody .response-col_status").first
     status.wait_for()
     assert status.inner_text().strip() == "200"
     body = operation.locator(".live-responses-table tbody .response-col_description pre").first.inner_text()
-    assert json.loads(body) == api_get(live_server, "/bitcoin", date="2024-06-01").json()
-    assert re.search(r"/bitcoin\?date=2024-06-01$", operation.locator(".request-url pre").inner_text())
+    assert json.loads(body) == api_get(live_server, "/bitcoin", date=day).json()
+    assert re.search(rf"/bitcoin\?date={day}$", operation.locator(".request-url pre").inner_text())
     screenshot(session, "docs-try-it-out.png", operation)
     session.assert_clean()
