@@ -212,7 +212,8 @@ def answer_model(metadata_file: Path) -> ServedModel:
         raise ModelError(f"model metadata {metadata_file}: {error}") from error
     # Days with data answer their close when the contract says so: Prophet need not forecast them.
     grid_first = data_last_day if contract.past_days == "close" else first_day
-    table = served_forecast(forecast_table(model, grid_first, last_day), contract, data_last_day, known)
+    with np.errstate(over="ignore", invalid="ignore"):  # a price that overflows is refused below
+        table = served_forecast(forecast_table(model, grid_first, last_day), contract, data_last_day, known)
     table = table[(table.ds >= pd.Timestamp(first_day)) & (table.ds <= pd.Timestamp(last_day))]
     if known is not None:
         history = pd.DataFrame({"ds": known.index, "y": known.to_numpy()})
