@@ -118,10 +118,15 @@ def check_metadata(metadata: dict) -> Metadata:
     return metadata
 
 
+def not_json(constant: str):
+    """json.loads would read NaN and Infinity, which no JSON answer may carry: refused."""
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def read_metadata(metadata_file: Path) -> Metadata:
     """The metadata in ``<asset>.json``, checked; ModelError says what is wrong."""
     try:
-        return check_metadata(json.loads(metadata_file.read_text()))
+        return check_metadata(json.loads(metadata_file.read_text(), parse_constant=not_json))
     except FileNotFoundError as error:
         raise ModelError(f"model metadata {metadata_file} not found (run train.py)") from error
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -133,8 +138,11 @@ def closes_of(metadata: Metadata) -> pd.Series | None:
     closes = metadata.get("closes")
     if closes is None:
         return None
-    values = np.asarray(closes["values"], dtype=float)
-    days = pd.date_range(closes["first_day"], periods=len(values), freq="D")
-    if not len(values) or not np.isfinite(values).all() or (values <= 0).any():
+    try:
+        values = np.asarray(closes["values"], dtype=float)
+        days = pd.date_range(date.fromisoformat(closes["first_day"]), periods=len(values), freq="D")
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(f"metadata closes must be {{first_day, values}}: {error!r}") from error
+    if values.ndim != 1 or not len(values) or not np.isfinite(values).all() or (values <= 0).any():
         raise ModelError("metadata closes must be positive, finite numbers")
     return pd.Series(values, index=days)

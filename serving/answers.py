@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date
 from pathlib import Path
@@ -25,6 +26,26 @@ from artifact import (
 from serving.http import ALIASES
 
 
+@dataclass
+class ForecastAnswers:
+    """Every day's forecast, serialized once, keyed by ISO day: the answers the routes send whole,
+    and the pieces that answers with `level` splice together (docs/api.md has each shape)."""
+
+    answers: dict[str, bytes] = field(default_factory=dict)  # /forecast/<asset>?date=: the JSON body
+    items: dict[str, bytes] = field(default_factory=dict)  # the day's object in a range
+    short_answers: dict[str, bytes] = field(default_factory=dict)  # /bitcoin?date=: the seed's four keys
+    csv_rows: dict[str, bytes] = field(default_factory=dict)  # the CSV line
+    horizons: dict[str, int] = field(default_factory=dict)  # days after the last day with data
+    heads: dict[str, bytes] = field(default_factory=dict)  # '{"date":...,"day":...,"prediction":...' (open)
+    short_heads: dict[str, bytes] = field(default_factory=dict)  # '{"date":...,"prediction":...' (open)
+    tails: dict[str, bytes] = field(default_factory=dict)  # ',"horizon_days":N' (open)
+    facts: bytes = b""  # '"as_of":...,"source":...': the same for every day
+    csv_heads: dict[str, bytes] = field(default_factory=dict)  # 'day,prediction'
+    csv_tails: dict[str, bytes] = field(default_factory=dict)  # ',horizon_days,as_of,source' and newline
+    level_parts: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> JSON object
+    level_csv: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> ",low,high"
+
+
 @dataclass(frozen=True)
 class ServedModel:
     """One checked model: its metadata and every answer it gives, precomputed."""
@@ -34,18 +55,16 @@ class ServedModel:
     first_day: date  # first and last day with a forecast
     last_day: date
     answers: dict[str, bytes]  # "YYYY-MM-DD" -> the JSON body of a one-day answer
-    csv_rows: dict[str, bytes]  # "YYYY-MM-DD" -> the same answer as a CSV line
+    days: ForecastAnswers  # every day's answers and their pieces, answers among them
+    facts: DataFacts  # the as-of day and source every answer states
     closes: dict[str, bytes]  # "YYYY-MM-DD" -> {"date","close"} JSON of the training data
     close_rows: dict[str, bytes]  # the same as CSV lines
     levels: tuple[int, ...] = (80,)  # the interval levels a client may ask for
-    heads: dict[str, bytes] = field(default_factory=dict)  # day -> '{"date":...,"prediction":...' (open)
-    csv_heads: dict[str, bytes] = field(default_factory=dict)  # day -> 'day,prediction'
-    level_parts: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> its JSON object
-    level_csv: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> ",low,high"
 
 
 def compact_json(value) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    # allow_nan=False: never an Infinity or NaN, which are not JSON (serve_model refuses them first).
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
 SIGNIFICANT_DIGITS = 6
@@ -63,33 +82,52 @@ def price(value) -> float:
     return round(value, max(2, SIGNIFICANT_DIGITS - digits))
 
 
-@dataclass
-class ForecastAnswers:
-    """Every day's forecast, serialized once: the plain answer, and the pieces `level` answers splice."""
+@dataclass(frozen=True)
+class DataFacts:
+    """When and where a model's data is from: what every forecast answer says alongside its numbers."""
 
-    answers: dict[str, bytes] = field(default_factory=dict)  # day -> JSON body
-    csv_rows: dict[str, bytes] = field(default_factory=dict)  # day -> CSV line
-    heads: dict[str, bytes] = field(default_factory=dict)  # day -> '{"date":...,"prediction":...' (open)
-    csv_heads: dict[str, bytes] = field(default_factory=dict)  # day -> 'day,prediction'
-    level_parts: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> JSON object
-    level_csv: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> ",low,high"
+    as_of: date  # the newest bar the model was trained on (metadata last_day)
+    source: str  # "alpaca" or "snapshot"; "unknown" for metadata that does not say
+
+    def horizon(self, day: str) -> int:
+        """Days from as_of to `day`: 1 or more for a forecast, 0 or less for a day with data."""
+        return (date.fromisoformat(day) - self.as_of).days
 
 
-def forecast_answers(table: pd.DataFrame, levels) -> ForecastAnswers:
+SOURCE_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # a plain word: it goes into CSV and headers as is
+
+
+def data_facts(metadata: Metadata) -> DataFacts:
+    """The metadata's as-of day and source, checked."""
+    source = metadata.get("source", "unknown")
+    if not (isinstance(source, str) and SOURCE_PATTERN.fullmatch(source)):
+        raise ModelError(f"model metadata source {source!r} is not a plain word such as alpaca or snapshot")
+    return DataFacts(date.fromisoformat(metadata["last_day"]), source)
+
+
+def forecast_answers(table: pd.DataFrame, levels, facts: DataFacts) -> ForecastAnswers:
     """Every day's answers, keyed by ISO day: each date and price formatted once."""
     done = ForecastAnswers(
         level_parts={level: {} for level in levels}, level_csv={level: {} for level in levels}
     )
+    done.facts = compact_json({"as_of": facts.as_of.isoformat(), "source": facts.source})[1:-1]
+    csv_facts = f"{facts.as_of},{facts.source}"
     for row in table.itertuples(index=False):
         day = row.ds.date().isoformat()
         served_date = http_date(row.ds.to_pydatetime().replace(tzinfo=UTC))
         prediction, low, high = (price(v) for v in (row.yhat, row.yhat_lower, row.yhat_upper))
-        done.answers[day] = compact_json(
-            {"date": served_date, "prediction": prediction, "prediction_low": low, "prediction_high": high}
-        )
-        done.csv_rows[day] = f"{day},{prediction},{low},{high}\n".encode()
-        done.heads[day] = compact_json({"date": served_date, "prediction": prediction})[:-1]
+        horizon = done.horizons[day] = facts.horizon(day)
+        band = compact_json({"prediction_low": low, "prediction_high": high})[1:-1]
+        head = compact_json({"date": served_date, "day": day, "prediction": prediction})[:-1]
+        short_head = compact_json({"date": served_date, "prediction": prediction})[:-1]
+        tail = f',"horizon_days":{horizon}'.encode()
+        done.heads[day], done.short_heads[day], done.tails[day] = head, short_head, tail
+        done.items[day] = head + b"," + band + tail + b"}"
+        done.answers[day] = head + b"," + band + tail + b"," + done.facts + b"}"
+        done.short_answers[day] = short_head + b"," + band + b"}"
+        done.csv_rows[day] = f"{day},{prediction},{low},{high},{horizon},{csv_facts}\n".encode()
         done.csv_heads[day] = f"{day},{prediction}".encode()
+        done.csv_tails[day] = f",{horizon},{csv_facts}\n".encode()
         for level in levels:
             low, high = price(getattr(row, f"low_{level}")), price(getattr(row, f"high_{level}"))
             done.level_parts[level][day] = compact_json({"level": level, "low": low, "high": high})
@@ -113,8 +151,43 @@ def load_prophet_model(metadata_file: Path) -> tuple[Metadata, object]:
     return read_pair(metadata_file)
 
 
+# A served price this many times the model's highest close is no forecast but a broken contract
+# (an edited level_offset, a corrupt interval): at 365 days the widest band is a few times the close.
+ABSURD_FACTOR = 100
+
+
+def check_served_values(metadata_file: Path, table: pd.DataFrame, levels, highest_close: float) -> None:
+    """Refuse a model whose served prices are not finite, or absurd against its own closes."""
+    columns = ["yhat", *(f"{side}_{level}" for level in levels for side in ("low", "high"))]
+    values = table[columns].to_numpy(dtype=float)
+    for bad, what in (
+        (~np.isfinite(values), "a non-finite price"),
+        (
+            np.abs(values) > ABSURD_FACTOR * highest_close,
+            f"more than {ABSURD_FACTOR} times its highest close",
+        ),
+    ):
+        if bad.any():
+            row, column = np.argwhere(bad)[0]
+            day = table.ds.iloc[row].date()
+            raise ModelError(
+                f"model {metadata_file.stem} would serve {what} for {day} ({columns[column]} = "
+                f"{values[row, column]:.6g}; highest close {highest_close:.6g}): check the forecast "
+                f"contract in {metadata_file} (level_offset, interval), or retrain {metadata_file.stem}"
+            )
+
+
 def serve_model(metadata_file: Path) -> ServedModel:
     """Check and load one model (the metadata and the file it names), then precompute all its answers."""
+    try:
+        return answer_model(metadata_file)
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as error:
+        # Metadata that passed the format checks but still does not hold together (e.g. malformed
+        # closes): one line naming the file, not a traceback.
+        raise ModelError(f"model metadata {metadata_file} cannot be served: {error!r}") from error
+
+
+def answer_model(metadata_file: Path) -> ServedModel:
     metadata, model = load_prophet_model(metadata_file)
     first_day = date.fromisoformat(metadata["serve"]["first_day"])
     last_day = date.fromisoformat(metadata["serve"]["last_day"])
@@ -133,56 +206,34 @@ def serve_model(metadata_file: Path) -> ServedModel:
         )
     contract = ForecastContract.from_metadata(metadata)
     data_last_day = date.fromisoformat(metadata["last_day"])
-    known = closes_of(metadata)
+    try:
+        known = closes_of(metadata)
+    except ModelError as error:
+        raise ModelError(f"model metadata {metadata_file}: {error}") from error
     # Days with data answer their close when the contract says so: Prophet need not forecast them.
     grid_first = data_last_day if contract.past_days == "close" else first_day
-    table = served_forecast(forecast_table(model, grid_first, last_day), contract, data_last_day, known)
+    with np.errstate(over="ignore", invalid="ignore"):  # a price that overflows is refused below
+        table = served_forecast(forecast_table(model, grid_first, last_day), contract, data_last_day, known)
     table = table[(table.ds >= pd.Timestamp(first_day)) & (table.ds <= pd.Timestamp(last_day))]
-    days = forecast_answers(table, contract.levels)
     if known is not None:
         history = pd.DataFrame({"ds": known.index, "y": known.to_numpy()})
     else:
         history = model.history.assign(y=np.exp(model.history.y)) if contract.log_target else model.history
+    check_served_values(metadata_file, table, contract.levels, float(history.y.abs().max()))
+    facts = data_facts(metadata)
+    days = forecast_answers(table, contract.levels, facts)
     closes, close_rows = close_answers(history)
     return ServedModel(
-        metadata_file.stem, metadata, first_day, last_day, days.answers, days.csv_rows, closes, close_rows,
-        tuple(contract.levels), days.heads, days.csv_heads, days.level_parts, days.level_csv,
+        metadata_file.stem, metadata, first_day, last_day, days.answers, days, facts, closes,
+        close_rows, tuple(contract.levels),
     )  # fmt: skip
 
 
-def metadata_files(model_dir: Path) -> list[Path]:
-    """The metadata files of the folder, or a ModelError naming why there are none."""
-    if not model_dir.exists():
-        raise ModelError(f"model folder {model_dir} does not exist: set MODEL_DIR, or run train.py")
-    if not model_dir.is_dir():
-        raise ModelError(
-            f"model folder {model_dir} is not a folder: set MODEL_DIR to the folder train.py wrote"
-        )
-    try:
-        files = sorted(model_dir.glob("*.json"))
-        next(model_dir.iterdir(), None)  # glob hides a folder it may not list; this raises
-    except OSError as error:
-        raise ModelError(f"model folder {model_dir} cannot be read: {error.strerror or error}") from error
-    if not files:
-        raise ModelError(f"no model metadata (*.json) in {model_dir}: run train.py first")
-    return files
-
-
-def serve_models(model_dir: Path) -> dict[str, ServedModel]:
-    """Every model in the folder, keyed by asset: each <asset>.json names its model file."""
-    models = {path.stem: serve_model(path) for path in metadata_files(model_dir)}
-    symbols: dict[str, str] = {}
-    for key, served in models.items():
-        other = symbols.setdefault(served.metadata["symbol"], key)
-        if other != key:
-            raise ModelError(
-                f"models {other} and {key} both serve {served.metadata['symbol']}: one of them was copied"
-            )
-    return models
-
-
-def forecast_paths(models: dict[str, ServedModel]) -> dict[str, ServedModel]:
-    """Every URL path that answers a forecast, aliases included, and the model behind it."""
-    paths = {f"/forecast/{key}": served for key, served in models.items()}
-    paths.update({alias: models[key] for alias, key in ALIASES.items() if key in models})
+def forecast_paths(models: dict[str, ServedModel]) -> dict[str, tuple[ServedModel, dict[str, bytes]]]:
+    """Every URL path that answers a forecast, aliases included: the model behind it, and its
+    one-day JSON answers by day (an alias answers the seed's four keys)."""
+    paths = {f"/forecast/{key}": (served, served.answers) for key, served in models.items()}
+    for alias, key in ALIASES.items():
+        if key in models:
+            paths[alias] = (models[key], models[key].days.short_answers)
     return paths

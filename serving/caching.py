@@ -29,10 +29,11 @@ def cache_validators(models: dict[str, ServedModel]) -> CacheValidators:
     digest = hashlib.sha256()
     for _, served in sorted(models.items()):
         digest.update(compact_json(served.metadata))
-        for table in (served.answers, served.csv_rows, served.closes, served.close_rows):
+        days = served.days
+        for table in (served.answers, days.short_answers, days.csv_rows, served.closes, served.close_rows):
             digest.update(b"".join(table.values()))
         for level in served.levels if len(served.levels) > 1 else ():  # one level: in the answers above
-            digest.update(b"".join(served.level_parts[level].values()))
+            digest.update(b"".join(days.level_parts[level].values()))
     version = digest.hexdigest()[:20]
     newest = max(trained_at(served.metadata) for served in models.values())
     etags = {JSON: f"{version}-json", CSV: f"{version}-csv"}
@@ -60,6 +61,8 @@ def cacheable(validators: CacheValidators):
             if response.status_code != 200 or response.mimetype not in validators.headers:
                 return response
             headers = validators.headers[response.mimetype]
+            if "format" in request.args:  # the query chose the media type: Accept changes nothing
+                headers = [(name, value) for name, value in headers if name != "Vary"]
             etag = validators.etags[response.mimetype]
             if not is_resource_modified(request.environ, etag=etag, last_modified=validators.last_modified):
                 return Response(status=304, headers=headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -9,6 +10,8 @@ import re
 from flask_openapi3 import OpenAPI
 from flask_openapi3_swagger.plugins import RegisterPlugin as SwaggerPlugin
 
+from serving.answers import ServedModel
+from serving.examples import documented_examples
 from serving.http import JSON, SERVICE
 from serving.responses import redirect_response
 from serving.schemas import redirect_doc
@@ -61,14 +64,15 @@ def register_docs(app: OpenAPI) -> None:
     app.add_url_rule("/docs/", "docs_slash", lambda: redirect_response(SWAGGER_UI), methods=["GET"])
 
 
-def documented_spec(app: OpenAPI) -> dict:
-    """app.api_doc without what flask-openapi3 adds but this API never uses.
+def documented_spec(app: OpenAPI, models: dict[str, ServedModel]) -> dict:
+    """app.api_doc with real answers as examples, without what flask-openapi3 adds but this API never uses.
 
     The 422 answers on every route and their schema: we never send them. The empty
     securitySchemes: the API has no authentication, and Swagger UI shows an "Authorize" button
     whenever the key is there.
     """
-    spec = app.api_doc
+    spec = copy.deepcopy(app.api_doc)  # the examples go into this copy only, never a shared piece
+    documented_examples(app, models, spec)
     for operations in spec["paths"].values():
         for operation in operations.values():
             operation.get("responses", {}).pop(app.validation_error_status, None)

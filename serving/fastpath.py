@@ -8,7 +8,7 @@ from flask_openapi3 import OpenAPI
 
 from artifact import ModelError
 from serving.answers import ServedModel, forecast_paths
-from serving.http import JSON
+from serving.http import HORIZON_HEADER, JSON
 from serving.metrics import Metrics
 
 
@@ -31,38 +31,41 @@ class PrecomputedAnswers:
         }
         self.headers = {
             path: self.captured_headers(app, f"{path}?date={served.first_day}", rules[path], metrics)
-            for path, served in self.routes.items()
+            for path, (served, _) in self.routes.items()
         }
         self.counted = {path: metrics.requests_total.labels(rules[path], "GET", 200) for path in self.routes}
         self.timed = {path: metrics.latency.labels(rules[path], "GET") for path in self.routes}
 
     @staticmethod
     def captured_headers(app: OpenAPI, url: str, rule: str, metrics: Metrics) -> list:
-        """The headers Flask sends with its 200 answer to `url`, but Content-Length."""
+        """The headers Flask sends with its 200 answer to `url`, but those of the day answered."""
         response = app.test_client().get(url)
         if response.status_code != 200:
             raise ModelError(f"{url} did not answer at startup: {response.get_data(as_text=True)}")
         # The capture is not traffic: forget its samples.
         metrics.requests_total.remove(rule, "GET", "200")
         metrics.latency.remove(rule, "GET")
-        return [(name, value) for name, value in response.headers.items() if name != "Content-Length"]
+        per_day = ("Content-Length", HORIZON_HEADER)
+        return [(name, value) for name, value in response.headers.items() if name not in per_day]
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         path = environ.get("PATH_INFO")
-        served = self.routes.get(path)
+        route = self.routes.get(path)
         query = environ.get("QUERY_STRING", "")
         if (
-            served is not None
+            route is not None
             and environ["REQUEST_METHOD"] == "GET"
             and query.startswith("date=")
             and environ.get("HTTP_ACCEPT") in self.PLAIN_ACCEPT
             and "HTTP_IF_NONE_MATCH" not in environ
             and "HTTP_IF_MODIFIED_SINCE" not in environ
         ):
-            body = served.answers.get(query[5:])  # a miss (bad or unknown day, more parameters) goes to Flask
+            day = query[5:]
+            body = route[1].get(day)  # a miss (bad or unknown day, more parameters) goes to Flask
             if body is not None:
-                start_response("200 OK", [*self.headers[path], ("Content-Length", str(len(body)))])
+                horizon = (HORIZON_HEADER, str(route[0].days.horizons[day]))
+                start_response("200 OK", [*self.headers[path], horizon, ("Content-Length", str(len(body)))])
                 self.counted[path].inc()
                 self.timed[path].observe(time.perf_counter() - started)
                 return [body]

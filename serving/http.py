@@ -19,6 +19,16 @@ MAX_RANGE_DAYS = 1500  # days in one range request: about four years of daily po
 # for an hour, then revalidate it cheaply with its ETag.
 CACHE_MAX_AGE = 3600
 
-ALIASES = {"/bitcoin": "btc"}  # short paths that answer exactly as /forecast/<asset>
+# Every forecast answer says, in these headers too, what its body may not (/bitcoin keeps the seed's
+# four keys): the newest day of the data, days from it to the day answered, and where the data came from.
+AS_OF_HEADER = "Forecast-As-Of"
+HORIZON_HEADER = "Forecast-Horizon-Days"
+SOURCE_HEADER = "Forecast-Source"
+
+# Short paths that answer as /forecast/<asset>, but for one day in JSON: the seed's four keys.
+ALIASES = {"/bitcoin": "btc"}
+
+# The WSGI environ key of the requests the app makes of itself at startup (examples): not traffic.
+EXAMPLE_REQUEST = "crypto_predict.example"
 
 SERVICE = Tag(name="service")  # OpenAPI tag of the routes about the service, not its data

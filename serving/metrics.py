@@ -1,4 +1,5 @@
-"""Prometheus metrics at /metrics: requests and latency by route and status, each model's age."""
+"""Prometheus metrics at /metrics: requests and latency by route and status, each model's age and
+the age of its data."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from prometheus_client import (
 
 from artifact import trained_at
 from serving.answers import ServedModel
-from serving.http import SERVICE
+from serving.freshness import data_age_seconds
+from serving.http import EXAMPLE_REQUEST, SERVICE
 
 # Labels come from closed sets, so that no client can create series: a method or route outside
 # them counts as OTHER (a made-up method name would otherwise add a series per name).
@@ -56,9 +58,16 @@ def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> Metrics:
     model_age = Gauge(
         "model_age_seconds", "Seconds since the model was trained", ["asset"], registry=registry
     )
+    data_age = Gauge(
+        "data_age_seconds",
+        "Seconds since the start (00:00 UTC) of the newest day of data the model was trained on",
+        ["asset"],
+        registry=registry,
+    )
     for key, served in models.items():
         trained = trained_at(served.metadata).timestamp()
         model_age.labels(asset=key).set_function(lambda trained=trained: time.time() - trained)
+        data_age.labels(asset=key).set_function(lambda served=served: data_age_seconds(served))
 
     @app.before_request
     def start_timer():
@@ -66,6 +75,8 @@ def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> Metrics:
 
     @app.after_request
     def count(response: Response) -> Response:
+        if request.environ.get(EXAMPLE_REQUEST):  # the document's examples, asked at startup
+            return response
         # The route's rule, not the raw path: unknown paths must not create new series.
         route = request.url_rule.rule if request.url_rule else "unmatched"
         method = method_label(request.method)
@@ -80,7 +91,7 @@ def register_metrics(app: OpenAPI, models: dict[str, ServedModel]) -> Metrics:
         responses={200: {"description": "Prometheus text exposition format", "content": {"text/plain": {}}}},
     )
     def metrics():
-        """Request counts and latency histograms by route and status, and each model's age."""
+        """Request counts and latency histograms by route and status, each model's age and its data's."""
         return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)  # it names its charset
 
     return Metrics(requests_total, latency)

@@ -1,7 +1,9 @@
-"""Query parsing: the days a request asks for, or a ClientError that says what is accepted."""
+"""Request parsing: the asset a path names, the parameters a route takes, the days, levels and
+format a query asks for; or an error that says what is accepted."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import date
 
@@ -24,16 +26,87 @@ class UnknownAsset(LookupError):
     """A path names no served asset (404)."""
 
 
+class AssetNamedOtherwise(LookupError):
+    """A path names an asset otherwise than by its id (BTC, bitcoin): redirect to its id (301)."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def asset_names(models: dict[str, ServedModel]) -> dict[str, str]:
+    """Every name a served asset answers to, lowercased, and its id: the id itself, its name
+    (bitcoin) and its symbol's base (BTC). A name two assets share is nobody's."""
+    owners: dict[str, set[str]] = {}
+    for key, served in models.items():
+        for name in (key, served.metadata["name"], served.metadata["symbol"].split("/")[0]):
+            owners.setdefault(name.lower(), set()).add(key)
+    names = {name: keys.pop() for name, keys in owners.items() if len(keys) == 1}
+    names.update({key: key for key in models})  # an id is always its own asset's
+    return names
+
+
+def known_assets(models: dict[str, ServedModel]) -> str:
+    """The served assets as an error lists them: btc (Bitcoin, BTC), eth (Ethereum, ETH)."""
+    return ", ".join(
+        f"{key} ({served.metadata['name']}, {served.metadata['symbol'].split('/')[0]})"
+        for key, served in models.items()
+    )
+
+
+def find_asset(models: dict[str, ServedModel], names: dict[str, str], asset: str) -> ServedModel:
+    """The model of the asset the path names by its id; AssetNamedOtherwise when it names it by
+    another name or case, UnknownAsset when by none."""
+    served = models.get(asset)
+    if served is not None:
+        return served
+    key = names.get(asset.lower())
+    if key is None:
+        raise UnknownAsset(asset)
+    raise AssetNamedOtherwise(key)
+
+
 def quote(text: str) -> str:
     """A user's value, shortened, for an error message (JSON escapes the rest)."""
     return repr(text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT] + "...")
+
+
+# The query parameters each route takes; any other is refused, but "_", the cache-buster that web
+# libraries append (jQuery's cache: false), which is ignored.
+FORECAST_PARAMETERS = ("date", "start", "end", "level", "format")
+HISTORY_PARAMETERS = ("start", "end", "format")
+IGNORED_PARAMETER = "_"
+NAMED_UNKNOWN = 3  # unknown parameters named in an error; the rest are counted
+# What to give instead of a repeated parameter (a repeated level is read as a list).
+ONCE_INSTEAD = {
+    "date": "for several days give a range, e.g. ?start=2024-06-01&end=2024-06-30",
+    "start": "one range per request, e.g. ?start=2024-06-01&end=2024-06-30",
+    "end": "one range per request, e.g. ?start=2024-06-01&end=2024-06-30",
+    "format": "json or csv",
+}
+
+
+def check_parameters(args, accepted: tuple[str, ...]) -> None:
+    """Refuse a query parameter the route does not take (a typo would otherwise pass silently)."""
+    unknown = [name for name in args if name not in accepted and name != IGNORED_PARAMETER]
+    if not unknown:
+        return
+    named = ", ".join(quote(name) for name in unknown[:NAMED_UNKNOWN])
+    if len(unknown) > NAMED_UNKNOWN:
+        named += f" and {len(unknown) - NAMED_UNKNOWN} more"
+    close = difflib.get_close_matches(unknown[0], accepted, n=1, cutoff=0.5)  # day -> date
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    takes = f"this route takes {', '.join(accepted)}" if accepted else "this route takes none"
+    plural = "s" if len(unknown) > 1 else ""
+    raise ClientError(f"unknown query parameter{plural} {named}{hint}: {takes} (and _, ignored)")
 
 
 def one_value(args, name: str) -> str | None:
     """The single value of query parameter `name`, or None when absent."""
     values = args.getlist(name)
     if len(values) > 1:
-        raise ClientError(f"give '{name}' once; got it {len(values)} times")
+        instead = f": {ONCE_INSTEAD[name]}" if name in ONCE_INSTEAD else ""
+        raise ClientError(f"give '{name}' once; got it {len(values)} times{instead}")
     return values[0] if values else None
 
 
@@ -79,21 +152,35 @@ def requested_range(args, first: date, last: date, what: str = "forecast") -> li
 
 
 def requested_levels(args, served: ServedModel) -> list[int] | None:
-    """The interval levels asked for with `level` (e.g. 50,95), ascending; None without `level`."""
-    text = one_value(args, "level")
-    if text is None:
+    """The interval levels asked for with `level`, ascending; None without `level`.
+
+    level=50,95 and level=50&level=95 (what HTTP libraries send for a list) are the same request.
+    """
+    values = args.getlist("level")
+    if not values:
         return None
     accepted = ", ".join(map(str, served.levels))
     levels = set()
-    for part in text.split(","):
+    for part in ",".join(values).split(","):
         if not (LEVEL_PATTERN.fullmatch(part) and int(part) in served.levels):
             raise ClientError(
-                f"'level' takes interval levels in percent among {accepted}, e.g. 50,95; got {quote(text)}"
+                f"'level' takes interval levels in percent among {accepted}, e.g. 50,95; got {quote(part)}"
             )
         levels.add(int(part))
     return sorted(levels)
 
 
+FORMATS = {"json": JSON, "csv": CSV}  # ?format=: for links and spreadsheets, which cannot set Accept
+
+
 def wants_csv() -> bool:
-    """True when the client prefers CSV to JSON (Accept: text/csv)."""
-    return request.accept_mimetypes.best_match([JSON, CSV], default=JSON) == CSV
+    """True when the client asks for CSV: with ?format=csv, or else by preferring it (Accept: text/csv).
+
+    The query wins over Accept: a link or a spreadsheet's IMPORTDATA cannot choose its headers.
+    """
+    text = one_value(request.args, "format")
+    if text is None:
+        return request.accept_mimetypes.best_match([JSON, CSV], default=JSON) == CSV
+    if text.lower() not in FORMATS:
+        raise ClientError(f"'format' takes json or csv (or send Accept: text/csv); got {quote(text)}")
+    return FORMATS[text.lower()] == CSV

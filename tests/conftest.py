@@ -160,6 +160,19 @@ def served(app) -> ServedModel:
     return app.extensions["served_models"]["btc"]
 
 
+@pytest.fixture(scope="session")
+def golden_app():
+    """The app on the bundled golden models (tests/golden/models): fixed answers, no training."""
+    from tests import golden
+
+    return api.create_app(golden.GOLDEN_MODELS)
+
+
+@pytest.fixture
+def golden_client(golden_app):
+    return golden_app.test_client()
+
+
 @dataclass
 class LiveServer:
     process: subprocess.Popen

@@ -1,8 +1,9 @@
 """Golden answers: every byte the API serves from the model files in tests/golden/models.
 
 A restructure must not change one answer. ``record`` asks the app for every day of every
-asset's forecast (JSON and CSV, through the fast path and through Flask), its whole history,
-the model cards and the health check, and stores status, media type, ETag and body;
+asset's forecast (JSON and CSV, through the fast path and through Flask), its whole history and
+the model cards (not the health check, which depends on the day it is asked), and stores status,
+media type, ETag and body;
 tests/test_golden.py asks the current code the same questions and compares byte for byte.
 A deliberate change of answers records them again (and the model files with them) in its own
 commit:
@@ -39,14 +40,14 @@ def ranges(all_days: list[str]) -> list[tuple[str, str]]:
 
 
 def card_levels(card: dict) -> list[int]:
-    """The levels a model calibrates, from its card's backtest (80 alone for older models)."""
-    rows = (card.get("backtest") or {}).get("intervals") or []
+    """The levels a model calibrates, from its card's track record (80 alone for older models)."""
+    rows = (card.get("track_record") or {}).get("coverage") or []
     return sorted({row["level"] for row in rows}) or [80]
 
 
 def questions(cards: dict) -> list[tuple[str, dict]]:
     """Every request whose answer is recorded: (URL, headers)."""
-    asked = [("/models", {}), ("/health", {})]
+    asked = [("/models", {})]  # not /health: it says how old the data is today
     for asset, card in sorted(cards.items()):
         served = days(card["serves"]["first_day"], card["serves"]["last_day"])
         trained = days(card["first_day"], card["last_day"])

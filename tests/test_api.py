@@ -6,7 +6,7 @@ import hashlib
 import json
 import pickle  # nosec B403  # tests read the models train.py just wrote
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -149,8 +149,8 @@ def test_serves_exactly_the_metadata_range(served, client):
     ("query", "message"),
     [
         ("", "missing query parameter 'date'"),
-        ("?day=2024-06-01", "missing query parameter 'date'"),
-        ("?date[]=2024-06-01", "missing query parameter 'date'"),
+        ("?day=2024-06-01", "unknown query parameter 'day' (did you mean 'date'?)"),
+        ("?date[]=2024-06-01", "unknown query parameter 'date[]' (did you mean 'date'?)"),
         ("?date=", "must be a day as YYYY-MM-DD"),
         ("?date=2024-6-1", "must be a day as YYYY-MM-DD"),
         ("?date=01/06/2024", "must be a day as YYYY-MM-DD"),
@@ -217,11 +217,14 @@ def test_cors_preflight(client):
 
 def test_health_reports_every_model(client, served):
     body = client.get("/health").get_json()
-    assert body["status"] == "ok"
+    age = (datetime.now(UTC).date() - date(2026, 8, 20)).days
+    assert body["status"] == ("stale" if age > 3 else "ok")  # the bundled snapshot ends 2026-08-20
     assert set(body["models"]) == {"btc", "eth"}
     assert body["models"]["btc"] == {
         "trained_at": served.metadata["trained_at"],
         "data_last_day": "2026-08-20",
+        "data_age_days": age,
+        "source": "snapshot",
         "serves": {"first_day": "2014-09-17", "last_day": "2027-08-20"},
     }
 
@@ -236,16 +239,20 @@ def test_openapi_document_is_valid_and_complete(client):
     forecast = spec["paths"]["/forecast/{asset}"]["get"]
     parameters = {p["name"]: (p["in"], p["required"]) for p in forecast["parameters"]}
     assert parameters == {"asset": ("path", True), "date": ("query", False), "start": ("query", False),
-                          "end": ("query", False), "level": ("query", False)}  # fmt: skip
+                          "end": ("query", False), "level": ("query", False),
+                          "format": ("query", False)}  # fmt: skip
     assert forecast["parameters"][0]["schema"]["enum"] == ["btc", "eth"]
-    assert set(forecast["responses"]) == {"200", "304", "400", "404"}
+    assert set(forecast["responses"]) == {"200", "301", "304", "400", "404"}
     assert set(forecast["responses"]["200"]["content"]) == {"application/json", "text/csv"}
-    assert set(forecast["responses"]["200"]["headers"]) == {"Cache-Control", "ETag", "Last-Modified", "Vary"}
+    assert set(forecast["responses"]["200"]["headers"]) == {
+        "Cache-Control", "ETag", "Last-Modified", "Vary",
+        "Forecast-As-Of", "Forecast-Horizon-Days", "Forecast-Source",
+    }  # fmt: skip
     bitcoin = spec["paths"]["/bitcoin"]["get"]["responses"]
-    assert bitcoin == {code: doc for code, doc in forecast["responses"].items() if code != "404"}  # no asset
+    assert set(bitcoin) == set(forecast["responses"]) - {"301", "404"}  # no asset to name or miss
     schemas = spec["components"]["schemas"]
-    assert set(schemas["Forecast"]["required"]) == set(FORECAST_KEYS)
-    assert "422" not in json.dumps(spec["paths"])
+    assert schemas["ShortForecast"]["required"] == FORECAST_KEYS  # /bitcoin: the seed's four keys
+    assert not [op for path in spec["paths"].values() for op in path.values() if "422" in op["responses"]]
 
 
 def test_docs_lead_to_swagger_ui(client):
@@ -318,7 +325,7 @@ def rewrite_metadata(model_dir, change) -> None:
     [
         (lambda m: m["forecast"].update(target="price"), "unknown forecast target 'price'"),
         (lambda m: m["forecast"].update(level_offset="0.1"), "level_offset must be a finite number"),
-        (lambda m: m["forecast"].update(level_offset=float("nan")), "level_offset must be a finite number"),
+        (lambda m: m["forecast"].update(level_offset=float("nan")), "NaN is not a JSON number"),
         (lambda m: m["forecast"]["interval"].pop("upper"), "forecast interval is malformed"),
         (lambda m: m["forecast"]["interval"]["lower"]["80"].pop(), "lists of the same, non-zero length"),
         (lambda m: m["forecast"]["interval"]["upper"]["50"].reverse(), "widen with the horizon"),

@@ -86,7 +86,7 @@ APP_ANSWERS = [
         "must be",
     ),
     ("non-UTF-8 asset", request(b"/forecast/%ff?date=2024-06-01"), 404, "unknown asset"),
-    ("array parameter", request(b"/bitcoin?date[]=2024-06-01"), 400, "missing query parameter 'date'"),
+    ("array parameter", request(b"/bitcoin?date[]=2024-06-01"), 400, "unknown query parameter 'date[]'"),
     ("repeated parameter", request(b"/bitcoin?date=2024-06-01&date=2024-06-01"), 400, "give 'date' once"),
     (
         "repeated range end",
@@ -94,7 +94,13 @@ APP_ANSWERS = [
         400,
         "give 'end' once",
     ),
-    ("empty parameter name", request(b"/bitcoin?=2024-06-01&&=&"), 400, "missing query parameter 'date'"),
+    ("empty parameter name", request(b"/bitcoin?=2024-06-01&&=&"), 400, "unknown query parameter ''"),
+    (
+        "a thousand unknown parameters",
+        request(b"/bitcoin?date=2024-06-01&" + b"&".join(b"x%d=1" % i for i in range(1000))),
+        400,
+        "unknown query parameters 'x0', 'x1', 'x2' and 997 more",
+    ),
     ("path traversal", request(b"/docs/../../etc/passwd"), 404, "404 Not Found"),
     (
         "encoded path traversal",
@@ -132,7 +138,7 @@ def test_hostile_requests_get_a_json_error(live_server, raw, status, message):
 def test_odd_but_harmless_requests_are_answered(live_server):
     forecast = exchange(live_server.url, request(b"/bitcoin?date=2024-06-01")).body
     harmless = [
-        request(b"/bitcoin?date=2024-06-01&" + b"&".join(b"x%d=1" % i for i in range(1000))),
+        request(b"/bitcoin?date=2024-06-01&" + b"&".join(b"_=%d" % i for i in range(1000))),  # cache-busters
         request(b"/bitcoin?date=2024-06-01", headers=b"X-Junk: \xff\xfe\x80\r\n"),
         request(b"/bitcoin?date=2024-06-01", headers=b"Content-Length: 5\r\n", body=b"ignored"[:5]),
         request(b"//bitcoin?date=2024-06-01"),
@@ -214,10 +220,10 @@ def test_what_waitress_refuses_it_refuses_plainly(live_server, raw, status, reas
 
 def test_a_url_just_under_the_limit_reaches_the_app(live_server):
     padding = MAX_HEADER - 200  # room for the request line's other words and the headers
-    response = exchange(live_server.url, request(b"/bitcoin?date=2024-06-01&pad=" + b"p" * padding))
+    response = exchange(live_server.url, request(b"/bitcoin?date=2024-06-01&_=" + b"p" * padding))
     assert response.status == 200
 
 
 def assert_still_serving(live_server) -> None:
     health = exchange(live_server.url, request(b"/health"))
-    assert health.status == 200 and health.json()["status"] == "ok"
+    assert health.status == 200 and health.json()["status"] in ("ok", "stale")  # stale: old snapshot data

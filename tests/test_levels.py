@@ -55,11 +55,12 @@ def test_levels_in_csv_and_in_ranges(client):
         f"/forecast/eth?start={DAY}&end=2027-01-17&level=50,95", headers={"Accept": "text/csv"}
     ).get_data(as_text=True)
     lines = csv.splitlines()
-    assert lines[0] == "date,prediction,low_50,high_50,low_95,high_95"
+    assert lines[0] == "date,prediction,low_50,high_50,low_95,high_95,horizon_days,as_of,source"
     assert len(lines) == 4 and lines[1].startswith(f"{DAY},")
     ranged = client.get(f"/forecast/eth?start={DAY}&end=2027-01-17&level=50").get_json()
     one = client.get(f"/forecast/eth?date={DAY}&level=50").get_json()
-    assert ranged["forecasts"][0] == one
+    assert ranged["forecasts"][0] == {key: one[key] for key in ranged["forecasts"][0]}
+    assert (ranged["as_of"], ranged["source"]) == (one["as_of"], one["source"])
 
 
 def test_a_level_the_model_does_not_calibrate_is_refused(format2_client):
@@ -78,6 +79,6 @@ def test_bad_levels_get_a_400_that_says_what_is_accepted(client, level):
     assert "'level' takes interval levels in percent among 50, 80, 90, 95" in response.get_json()["error"]
 
 
-def test_level_given_twice_is_refused(client):
-    response = client.get(f"/bitcoin?date={DAY}&level=50&level=95")
-    assert response.status_code == 400 and "give 'level' once" in response.get_json()["error"]
+def test_level_given_twice_is_the_list_of_both(client):
+    repeated = client.get(f"/bitcoin?date={DAY}&level=50&level=95")
+    assert repeated.get_data() == client.get(f"/bitcoin?date={DAY}&level=50,95").get_data()

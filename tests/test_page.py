@@ -9,11 +9,12 @@ Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -284,31 +285,46 @@ def test_zooming_in_fits_the_price_axis_to_what_is_shown(session):
 
 def test_picking_a_date_shows_the_apis_answer(session, live_server):
     open_page(session)
-    expected = api_get(live_server, "/forecast/btc", date="2024-06-01").json()
-    close = api_get(live_server, "/history/btc", start="2024-06-01", end="2024-06-01").json()["closes"][0]
+    expected = api_get(live_server, "/forecast/btc", date="2026-09-19").json()
     picker = session.page.get_by_label("Forecast date")
-    picker.fill("2024-06-01")
+    picker.fill("2026-09-19")
     picker.press("Enter")  # submits the form, as a keyboard user would
     answer = session.page.locator("#answer")
     session.page.wait_for_selector('#answer[data-question="1"]')
     assert answer.get_attribute("aria-live") == "polite"
     values = {
         name: float(answer.locator(f"data.{name}").get_attribute("value"))
-        for name in ("prediction", "low", "high", "close")
+        for name in ("prediction", "low", "high")
     }
     assert values == {
         "prediction": expected["prediction"],
         "low": expected["prediction_low"],
         "high": expected["prediction_high"],
-        "close": close["close"],
     }
     text = answer.inner_text()
     for value in values.values():
         assert usd(value) in text
-    assert "Bitcoin (BTC/USD), Saturday, 1 June 2024: forecast close" in text
-    assert answer.locator("time").get_attribute("datetime") == http_day(expected["date"]) == "2024-06-01"
-    assert drawn_traces(session)["Your date"] == (["2024-06-01"], [expected["prediction"]])
+    assert "Bitcoin (BTC/USD), Saturday, 19 September 2026: forecast close" in text
+    assert (
+        f"{expected['horizon_days']} days after the last day of data ({expected['as_of']}, snapshot)" in text
+    )
+    assert answer.locator("time").get_attribute("datetime") == expected["day"] == "2026-09-19"
+    assert drawn_traces(session)["Your date"] == (["2026-09-19"], [expected["prediction"]])
     screenshot(session, "page-answer.png")
+    session.assert_clean()
+
+
+def test_a_day_with_data_shows_its_observed_close_not_a_forecast(session, live_server):
+    open_page(session)
+    close = api_get(live_server, "/history/btc", start="2024-06-01", end="2024-06-01").json()["closes"][0]
+    session.page.get_by_label("Forecast date").fill("2024-06-01")
+    session.page.get_by_role("button", name="Get forecast").click()
+    session.page.wait_for_selector('#answer[data-question="1"]')
+    answer = session.page.locator("#answer")
+    assert float(answer.locator("data.prediction").get_attribute("value")) == close["close"]
+    text = answer.inner_text()
+    assert f"Saturday, 1 June 2024: observed close {usd(close['close'])}" in text
+    assert "no forecast, no interval" in text and "80% interval" not in text
     session.assert_clean()
 
 
@@ -364,6 +380,57 @@ def test_links_lead_to_the_docs_and_the_model_card(session, live_server):
     session.page.get_by_role("link", name="Bitcoin model card").click()
     session.page.wait_for_url(f"{session.base_url}/models/btc")
     assert json.loads(session.page.locator("body").inner_text()) == api_get(live_server, "/models/btc").json()
+    session.assert_clean()
+
+
+def test_the_data_age_is_said_where_the_user_looks(session, live_server):
+    open_page(session)
+    card = api_get(live_server, "/models/btc").json()
+    health = api_get(live_server, "/health").json()
+    age = (datetime.now(UTC).date() - date.fromisoformat(card["last_day"])).days
+    line = session.page.locator("#data-age")
+    expected = f"Bitcoin data up to {card['last_day']} ({age} days ago, {card['source']})."
+    if "btc" in health["stale_assets"]:  # the bundled snapshot is months old
+        expected += f" Older than the {health['max_data_age_days']} days this service allows"
+        assert "stale" in line.get_attribute("class")
+    assert line.inner_text().startswith(expected)
+    # Above the answer and the chart: read before any forecast is.
+    assert line.bounding_box()["y"] < session.page.locator("#answer").bounding_box()["y"]
+    session.assert_clean()
+
+
+def test_the_track_record_shows_the_model_cards_numbers(session, live_server):
+    open_page(session)
+    page = session.page
+    for asset in ("btc", "eth"):
+        if asset == "eth":
+            page.get_by_label("Asset").select_option("eth")
+        page.wait_for_selector(f'#track-record[data-asset="{asset}"]')
+        record = api_get(live_server, f"/models/{asset}").json()["track_record"]
+        section = page.get_by_role("region", name="Track record")
+        assert page.get_by_role("heading", name="Track record").is_visible()
+        assert section.locator("#track-summary").inner_text() == record["summary"]
+        assert record["summary"].startswith("The 80% band should hold the close about 8 times in 10")
+        rows = {(r["stretch"], r["horizon_days"]): r for r in record["coverage"] if r["level"] == 80}
+        horizons = sorted({h for _, h in rows})
+        shown = section.locator("tbody tr")
+        assert shown.count() == len(horizons) == 6
+        for i, h in enumerate(horizons):
+            cells = shown.nth(i).locator("td")
+            assert shown.nth(i).get_attribute("data-horizon") == str(h)
+            assert cells.nth(0).inner_text() == "80%"  # promised
+            for column, stretch in ((1, "all"), (2, "final")):
+                row, cell = rows[(stretch, h)], cells.nth(column)
+                if row["coverage"] is None:
+                    assert cell.inner_text() == "not enough data"
+                    continue
+                assert float(cell.locator("data").get_attribute("value")) == row["coverage"]
+                low, high = (math.floor(share * 100 + 0.5) for share in row["coverage_ci"])  # Math.round
+                assert f"({low}%\N{EN DASH}{high}%), {row['origins']:,} tests" in cell.inner_text()
+                assert ("held less well" in cell.inner_text()) == row["held_less_well"]
+        if asset == "eth":
+            screenshot(session, "page-track-record.png", section)
+    assert page.locator("#track-card-link").get_attribute("href") == "models/eth"
     session.assert_clean()
 
 
@@ -425,7 +492,9 @@ def test_labels_keyboard_and_contrast(session):
     ratios = page.evaluate(
         CONTRAST_SCRIPT,
         ["h1", "label", "#date-hint", "#ask", "nav a", ".window button[aria-pressed=true]",
-         ".window button[aria-pressed=false]", "#chart-summary", "#answer .api-error", "footer p"],
+         ".window button[aria-pressed=false]", "#chart-summary", "#answer .api-error", "footer p",
+         "#data-age", "#track-summary", "#track-table caption", "#track-table td.held",
+         ".track-record .hint"],
     )  # fmt: skip
     assert {selector: ratio for selector, ratio in ratios.items() if ratio < 4.5} == {}
     session.assert_clean(expected_failures=(400,))
@@ -435,6 +504,10 @@ def test_labels_keyboard_and_contrast(session):
 
 
 def test_swagger_ui_try_it_out_on_bitcoin(session, live_server):
+    spec = api_get(live_server, "/openapi.json").json()
+    day = spec["paths"]["/bitcoin"]["get"]["parameters"][0]["example"]  # a forecast: 30 days past the data
+    card = api_get(live_server, "/models/btc").json()
+    assert (date.fromisoformat(day) - date.fromisoformat(card["last_day"])).days == 30
     page = session.page
     page.goto(f"{session.base_url}/docs")
     operation = page.locator("#operations-forecasts-bitcoin_bitcoin_get")
@@ -442,19 +515,22 @@ def test_swagger_ui_try_it_out_on_bitcoin(session, live_server):
     # The API has no authentication, so Swagger UI offers no "Authorize" button.
     assert page.locator(".swagger-ui .auth-wrapper button").count() == 0
     operation.locator(".opblock-summary").click()
+    # Its documented answers are real ones, not made-up zeros.
+    shown = operation.locator(".responses-table .response .microlight").first.inner_text()
+    assert json.loads(shown) == api_get(live_server, "/bitcoin", date=day).json()
     operation.get_by_role("button", name="Try it out").click()
     # The documented example fills the date; a range's start and end stay empty.
     fields = {
         name: operation.locator(f'tr[data-param-name="{name}"] input').input_value()
         for name in ("date", "start", "end")
     }
-    assert fields == {"date": "2024-06-01", "start": "", "end": ""}
+    assert fields == {"date": day, "start": "", "end": ""}
     operation.get_by_role("button", name="Execute").click()
     status = operation.locator(".live-responses-table tbody .response-col_status").first
     status.wait_for()
     assert status.inner_text().strip() == "200"
     body = operation.locator(".live-responses-table tbody .response-col_description pre").first.inner_text()
-    assert json.loads(body) == api_get(live_server, "/bitcoin", date="2024-06-01").json()
-    assert re.search(r"/bitcoin\?date=2024-06-01$", operation.locator(".request-url pre").inner_text())
+    assert json.loads(body) == api_get(live_server, "/bitcoin", date=day).json()
+    assert re.search(rf"/bitcoin\?date={day}$", operation.locator(".request-url pre").inner_text())
     screenshot(session, "docs-try-it-out.png", operation)
     session.assert_clean()

@@ -12,16 +12,19 @@ import pytest
 from serving.queries import MAX_RANGE_DAYS
 
 
-def test_bitcoin_is_exactly_forecast_btc(client):
-    for query in ("?date=2024-06-01", "?date=2024-02-30", "?start=2024-06-01&end=2024-06-07", ""):
+def test_bitcoin_answers_as_forecast_btc(client):
+    for query in ("?date=2024-02-30", "?start=2024-06-01&end=2024-06-07", ""):
         alias, general = client.get("/bitcoin" + query), client.get("/forecast/btc" + query)
         assert (alias.status_code, alias.get_data()) == (general.status_code, general.get_data())
+    alias, general = client.get("/bitcoin?date=2024-06-01"), client.get("/forecast/btc?date=2024-06-01")
+    seed = alias.get_json()
+    assert seed == {key: general.get_json()[key] for key in seed}  # the seed's keys, the same values
 
 
 def test_ethereum_has_its_own_model(client):
     btc = client.get("/forecast/btc?date=2024-06-01").get_json()
     eth = client.get("/forecast/eth?date=2024-06-01").get_json()
-    assert list(eth) == ["date", "prediction", "prediction_low", "prediction_high"]
+    assert list(eth)[:5] == ["date", "day", "prediction", "prediction_low", "prediction_high"]
     assert eth["date"] == btc["date"]
     assert 1000 < eth["prediction"] < 10_000 < 30_000 < btc["prediction"]
 
@@ -29,7 +32,9 @@ def test_ethereum_has_its_own_model(client):
 def test_unknown_asset_lists_the_known_ones(client):
     response = client.get("/forecast/doge?date=2024-06-01")
     assert response.status_code == 404
-    assert response.get_json() == {"error": "unknown asset 'doge'; known assets: btc, eth"}
+    assert response.get_json() == {
+        "error": "unknown asset 'doge'; known assets: btc (Bitcoin, BTC), eth (Ethereum, ETH)"
+    }
     assert client.get("/models/doge").status_code == 404
     assert client.get("/history/doge?start=2024-06-01&end=2024-06-02").status_code == 404
 
@@ -46,7 +51,11 @@ def test_range_in_json_holds_each_days_answer(client):
         "2024-03-02",
     )
     days = ["2024-02-27", "2024-02-28", "2024-02-29", "2024-03-01", "2024-03-02"]
-    assert body["forecasts"] == [client.get(f"/forecast/eth?date={day}").get_json() for day in days]
+    answers = [client.get(f"/forecast/eth?date={day}").get_json() for day in days]
+    assert {(a["as_of"], a["source"]) for a in answers} == {(body["as_of"], body["source"])}  # once, above
+    assert body["forecasts"] == [
+        {key: value for key, value in answer.items() if key not in ("as_of", "source")} for answer in answers
+    ]
 
 
 def test_range_in_csv_on_accept_text_csv(client):
@@ -54,17 +63,21 @@ def test_range_in_csv_on_accept_text_csv(client):
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert [row["date"] for row in rows] == ["2024-06-01", "2024-06-02", "2024-06-03"]
-    first = client.get("/bitcoin?date=2024-06-01").get_json()
-    assert {key: float(value) for key, value in rows[0].items() if key != "date"} == {
-        key: first[key] for key in ("prediction", "prediction_low", "prediction_high")
-    }
+    first = client.get("/forecast/btc?date=2024-06-01").get_json()
+    prices = ("prediction", "prediction_low", "prediction_high")
+    assert {key: float(rows[0][key]) for key in prices} == {key: first[key] for key in prices}
+    assert (int(rows[0]["horizon_days"]), rows[0]["as_of"], rows[0]["source"]) == (
+        first["horizon_days"], first["as_of"], first["source"],
+    )  # fmt: skip
 
 
 def test_one_day_in_csv_too(client):
     response = client.get(
         "/bitcoin?date=2024-06-01", headers={"Accept": "text/csv;q=1, application/json;q=0.5"}
     )
-    assert response.get_data(as_text=True).splitlines()[0] == "date,prediction,prediction_low,prediction_high"
+    assert response.get_data(as_text=True).splitlines()[0] == (
+        "date,prediction,prediction_low,prediction_high,horizon_days,as_of,source"
+    )
     assert response.get_data(as_text=True).splitlines()[1].startswith("2024-06-01,")
     assert client.get("/bitcoin?date=2024-06-01", headers={"Accept": "*/*"}).mimetype == "application/json"
 
@@ -123,6 +136,8 @@ def test_history_gives_the_training_closes(client):
 def test_history_takes_a_range_only(client):
     response = client.get("/history/btc?date=2024-06-01")
     assert response.status_code == 400
+    assert response.get_json()["error"].startswith("unknown query parameter 'date': this route takes start")
+    response = client.get("/history/btc?start=2024-06-01")
     assert response.get_json()["error"].startswith("a range needs both 'start' and 'end'")
 
 

@@ -28,7 +28,8 @@ def test_bad_input_and_cors_over_http(live_server):
 
 def test_health_and_no_server_banner(live_server):
     response = requests.get(f"{live_server.url}/health", timeout=10)
-    assert response.status_code == 200 and response.json()["status"] == "ok"
+    # "stale" on the bundled snapshot's old data: still a 200, so that no platform restarts it.
+    assert response.status_code == 200 and response.json()["status"] in ("ok", "stale")
     assert "Server" not in response.headers
 
 

@@ -18,6 +18,7 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   cards: {}, // asset -> its model card (GET /models)
+  health: null, // GET /health: which assets' data is stale, and the limit
   asset: null, // the asset shown
   series: null, // the chart's data for state.asset
   picked: null, // the answered day, marked on the chart
@@ -75,7 +76,7 @@ async function loadSeries(asset, signal) {
     asset,
     closeDays: closes.map((c) => c.date),
     closes: closes.map((c) => c.close),
-    days: forecasts.map((f) => isoDay(Date.parse(f.date))), // the API dates forecasts as HTTP dates
+    days: forecasts.map((f) => f.day),
     prediction: forecasts.map((f) => f.prediction),
     low: forecasts.map((f) => f.prediction_low),
     high: forecasts.map((f) => f.prediction_high),
@@ -317,15 +318,28 @@ function money(value, className) {
   return el("data", { class: className, value: String(value) }, usd.format(value));
 }
 
+/** "1 day", "30 days". */
+function daysText(n) {
+  return n === 1 ? "1 day" : `${n.toLocaleString("en-US")} days`;
+}
+
 function answerNodes(card, body) {
-  const day = isoDay(Date.parse(body.date));
-  const nodes = [
+  const what = `${card.name} (${card.symbol})`;
+  const when = el("time", { datetime: body.day }, longDay.format(Date.parse(body.day)));
+  if (body.horizon_days <= 0) {
+    // A day with data: the API answers the observed close, with a zero-width interval.
+    return [
+      el("p", {}, el("strong", {}, what), ", ", when, ": observed close ", money(body.prediction, "prediction"), "."),
+      el("p", {}, `A day with data (up to ${body.as_of}), so the close is known: no forecast, no interval.`),
+    ];
+  }
+  return [
     el(
       "p",
       {},
-      el("strong", {}, `${card.name} (${card.symbol})`),
+      el("strong", {}, what),
       ", ",
-      el("time", { datetime: day }, longDay.format(Date.parse(body.date))),
+      when,
       ": forecast close ",
       money(body.prediction, "prediction"),
       ", 80% interval ",
@@ -334,14 +348,13 @@ function answerNodes(card, body) {
       money(body.prediction_high, "high"),
       ".",
     ),
+    el(
+      "p",
+      { class: "horizon" },
+      `${daysText(body.horizon_days)} after the last day of data (${body.as_of}, ${body.source}): `,
+      "the close should fall inside the interval about 8 times in 10 (see the track record below).",
+    ),
   ];
-  const index = state.series?.asset === card.asset ? state.series.closeDays.indexOf(day) : -1;
-  if (index >= 0) {
-    nodes.push(
-      el("p", {}, "Actual close that day: ", money(state.series.closes[index], "close"), " (the forecast is the model's fit)."),
-    );
-  }
-  return nodes;
 }
 
 async function ask(event) {
@@ -357,7 +370,7 @@ async function ask(event) {
     const body = await getJson(`forecast/${encodeURIComponent(asset)}?date=${encodeURIComponent(date)}`);
     if (question !== state.question) return;
     region.replaceChildren(...answerNodes(card, body));
-    state.picked = { day: isoDay(Date.parse(body.date)), prediction: body.prediction, low: body.prediction_low, high: body.prediction_high };
+    state.picked = { day: body.day, prediction: body.prediction, low: body.prediction_low, high: body.prediction_high };
   } catch (error) {
     if (question !== state.question) return;
     region.className = "error";
@@ -366,6 +379,79 @@ async function ask(event) {
   }
   $("answer").dataset.question = String(question); // tells the tests an answer arrived
   if (state.series?.asset === asset) await drawChart();
+}
+
+// ------------------------------------------------------------ data age and track record
+
+/** "Bitcoin data up to 2026-08-20 (106 days ago, snapshot)", and whether the API calls it stale. */
+function dataAgeNodes(card) {
+  const age = Math.floor((Date.now() - Date.parse(card.last_day)) / DAY_MS);
+  const ago = age <= 0 ? "today" : `${daysText(age)} ago`;
+  const nodes = [
+    `${card.name} data up to `,
+    el("time", { datetime: card.last_day }, card.last_day),
+    ` (${ago}, ${card.source}).`,
+  ];
+  const health = state.health;
+  if (health && health.stale_assets.includes(card.asset)) {
+    nodes.push(
+      ` Older than the ${daysText(health.max_data_age_days)} this service allows: forecasts count from that day, not from today.`,
+    );
+  }
+  return nodes;
+}
+
+function showDataAge(card) {
+  const line = $("data-age");
+  line.replaceChildren(...dataAgeNodes(card));
+  line.classList.toggle("stale", Boolean(state.health?.stale_assets.includes(card.asset)));
+}
+
+function percent(share) {
+  return `${Math.round(share * 100)}%`;
+}
+
+/** One cell: how often the band held in a stretch, its CI and the number of tests. */
+function heldCell(row) {
+  if (!row || row.coverage === null) return el("td", { class: "held" }, "not enough data");
+  const cell = el(
+    "td",
+    { class: row.held_less_well ? "held short" : "held", "data-stretch": row.stretch },
+    el("data", { value: String(row.coverage) }, percent(row.coverage)),
+    ` (${percent(row.coverage_ci[0])}–${percent(row.coverage_ci[1])}), ${row.origins.toLocaleString("en-US")} tests`,
+  );
+  if (row.held_less_well) cell.append(el("span", { class: "flag" }, " held less well"));
+  return cell;
+}
+
+/** The track record of the shown asset: the card's sentence, and promised vs held by horizon. */
+function showTrackRecord(card) {
+  const record = card.track_record;
+  const table = $("track-table");
+  $("track-card-link").href = `models/${encodeURIComponent(card.asset)}`;
+  if (!record) {
+    $("track-summary").textContent = "No track record: this model was trained without a backtest.";
+    table.hidden = true;
+    return;
+  }
+  $("track-summary").textContent = record.summary;
+  const rows = record.coverage.filter((row) => row.level === record.level);
+  const horizons = [...new Set(rows.map((row) => row.horizon_days))].sort((a, b) => a - b);
+  const find = (stretch, h) => rows.find((row) => row.stretch === stretch && row.horizon_days === h);
+  table.tBodies[0].replaceChildren(
+    ...horizons.map((h) =>
+      el(
+        "tr",
+        { "data-horizon": String(h) },
+        el("th", { scope: "row" }, daysText(h)),
+        el("td", {}, `${record.level}%`),
+        heldCell(find("all", h)),
+        heldCell(find("final", h)),
+      ),
+    ),
+  );
+  table.hidden = false;
+  $("track-record").dataset.asset = card.asset; // tells a reader (and the tests) which asset is shown
 }
 
 // ------------------------------------------------------------ asset choice
@@ -386,6 +472,8 @@ function showAsset(asset) {
   if (!date.value) date.value = isoDay(Date.parse(card.last_day) + DAY_MS); // the first day past the data
   $("date-hint").textContent = `Forecasts from ${card.serves.first_day} to ${card.serves.last_day}.`;
   $("model-summary").textContent = modelSummary(card);
+  showDataAge(card);
+  showTrackRecord(card);
   return loadChart(asset);
 }
 
@@ -396,7 +484,8 @@ function assetOption(card) {
 async function start() {
   const select = $("asset");
   try {
-    state.cards = await getJson("models");
+    // The health check only adds whether the data is stale: the page works without it.
+    [state.cards, state.health] = await Promise.all([getJson("models"), getJson("health").catch(() => null)]);
   } catch (error) {
     $("chart-summary").textContent = `The models could not be loaded: ${error.message}`;
     $("chart-summary").classList.add("error");
