@@ -33,6 +33,8 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import WSGITask
 
+from serving.protocol import CheckedRequest
+
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 1.0  # seconds between deadline sweeps: a deadline is enforced within about 1 s
@@ -67,6 +69,7 @@ class GuardedChannel(HTTPChannel):
     """An HTTP connection that knows since when it has been waiting on its client."""
 
     task_class = GuardedTask
+    parser_class = CheckedRequest  # RFC 9112's Host, version and framing checks (serving/protocol.py)
     server: GuardedServer
     kept_alive = False  # True once it took a request: then it waits for a *next* one
     request_started: float | None = None  # when the request being received began; None: none yet
