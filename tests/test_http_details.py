@@ -1,4 +1,5 @@
-"""The HTTP details of `python api.py` over real sockets: request framing and versions.
+"""The HTTP details of `python api.py` over real sockets: request framing and versions, and byte
+ranges and their conditions.
 
 Requests are written byte for byte where a client library would fix them (tests/test_hostile.py's
 helpers); RFC 9110 and 9112 say what each answer must be.
@@ -6,9 +7,17 @@ helpers); RFC 9110 and 9112 say what each answer must be.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+import requests
+from werkzeug.http import http_date
 
 from tests.test_hostile import assert_still_serving, exchange, request
+
+PLOTLY = "/web/vendor/plotly-basic-4.1.1.min.js"
+PLOTLY_SIZE = 1_191_749
+
 
 # ---------------------------------------------------------------- framing and versions
 
@@ -52,3 +61,48 @@ def test_requests_a_proxy_could_read_otherwise_are_refused(live_server, raw, sta
 def test_http_1_0_needs_no_host_and_http_1_1_with_one_is_answered(live_server):
     for raw in (b"GET /health HTTP/1.0\r\n\r\n", request(b"/health")):
         assert exchange(live_server.url, raw).status == 200
+
+
+# ---------------------------------------------------------------- byte ranges
+
+
+def plotly(live_server, **headers) -> requests.Response:
+    return requests.get(f"{live_server.url}{PLOTLY}", headers=headers, timeout=10)
+
+
+def test_a_range_with_a_matching_strong_validator_is_served(live_server):
+    etag = plotly(live_server, **{"Accept-Encoding": "identity"}).headers["ETag"]
+    part = plotly(live_server, Range="bytes=0-9", **{"If-Range": etag})
+    assert (part.status_code, len(part.content), part.headers["Content-Range"]) == (
+        206,
+        10,
+        f"bytes 0-9/{PLOTLY_SIZE}",
+    )
+
+
+@pytest.mark.parametrize(
+    "if_range",
+    [
+        "garbage",  # neither an entity tag nor a date: Werkzeug dropped it and served the range
+        'W/"weak"',  # a weak tag never validates a range
+        '"another-version"',
+        http_date(datetime.now(UTC) + timedelta(days=3650)),  # a date from the future
+        "Sun, 06 Nov 1994 08:49:37 GMT",  # before the file was written: it changed since
+    ],
+)
+def test_a_range_whose_if_range_fails_gets_the_whole_file(live_server, if_range):
+    response = plotly(live_server, Range="bytes=0-9", **{"If-Range": if_range})
+    assert response.status_code == 200 and len(response.content) == PLOTLY_SIZE
+    assert "Content-Range" not in response.headers
+
+
+@pytest.mark.parametrize("ranges", ["lines=1-2", "bytes=0-1,5-6", "bytes=5-1", "bytes=abc", "bytes"])
+def test_a_range_it_does_not_serve_is_ignored(live_server, ranges):
+    response = plotly(live_server, Range=ranges)
+    assert response.status_code == 200 and len(response.content) == PLOTLY_SIZE
+
+
+def test_a_range_past_the_end_is_still_unsatisfiable(live_server):
+    response = plotly(live_server, Range=f"bytes={PLOTLY_SIZE}-")
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == f"bytes */{PLOTLY_SIZE}"
