@@ -1,5 +1,5 @@
-"""The HTTP details of `python api.py` over real sockets: request framing and versions, and byte
-ranges and their conditions.
+"""The HTTP details of `python api.py` over real sockets: request framing and versions, byte ranges
+and their conditions, and Swagger UI's policy, framing and delivery.
 
 Requests are written byte for byte where a client library would fix them (tests/test_hostile.py's
 helpers); RFC 9110 and 9112 say what each answer must be.
@@ -7,12 +7,15 @@ helpers); RFC 9110 and 9112 say what each answer must be.
 
 from __future__ import annotations
 
+import gzip
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 from werkzeug.http import http_date
 
+from serving.swagger_ui import YEAR_SECONDS
 from tests.test_hostile import assert_still_serving, exchange, request
 
 PLOTLY = "/web/vendor/plotly-basic-4.1.1.min.js"
@@ -106,3 +109,49 @@ def test_a_range_past_the_end_is_still_unsatisfiable(live_server):
     response = plotly(live_server, Range=f"bytes={PLOTLY_SIZE}-")
     assert response.status_code == 416
     assert response.headers["Content-Range"] == f"bytes */{PLOTLY_SIZE}"
+
+
+# ---------------------------------------------------------------- Swagger UI
+
+
+def swagger_page(live_server) -> requests.Response:
+    return requests.get(f"{live_server.url}/docs/swagger", timeout=10)
+
+
+def test_swagger_ui_runs_no_inline_script_under_a_strict_policy_and_is_never_framed(live_server):
+    page = swagger_page(live_server)
+    policy = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";"))
+    assert policy["script-src"] == "'self'" and policy["default-src"] == "'none'"
+    assert policy["frame-ancestors"] == "'none'" and page.headers["X-Frame-Options"] == "DENY"
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page.text), "an inline script would be blocked"
+    assert not re.search(r"<style|\sstyle=|\son\w+=", page.text)
+
+
+def test_swagger_ui_files_come_gzip_encoded_and_cached_under_versioned_urls(live_server):
+    urls = re.findall(r"(?:src|href)=\"(swagger/[^\"]+)\"", swagger_page(live_server).text)
+    bundle = next(url for url in urls if "swagger-ui-bundle.js?v=" in url)
+    for url in urls:
+        compressed = requests.get(f"{live_server.url}/docs/{url}", timeout=10, stream=True)
+        raw = compressed.raw.read(decode_content=False)
+        identity = requests.get(
+            f"{live_server.url}/docs/{url}", headers={"Accept-Encoding": "identity"}, timeout=10
+        )
+        assert compressed.headers["Content-Encoding"] == "gzip" and gzip.decompress(raw) == identity.content
+        assert "Content-Encoding" not in identity.headers
+        for answer in (compressed, identity):
+            assert answer.headers["Cache-Control"] == f"public, max-age={YEAR_SECONDS}, immutable", url
+            assert "Accept-Encoding" in answer.headers["Vary"]
+        if url == bundle:
+            assert len(identity.content) > 1_400_000 and len(raw) < len(identity.content) / 3
+    unversioned = requests.get(f"{live_server.url}/docs/{bundle.split('?')[0]}", timeout=10)
+    assert unversioned.headers["Cache-Control"] == "no-cache"
+    again = requests.get(
+        f"{live_server.url}/docs/{bundle}", headers={"If-None-Match": unversioned.headers["ETag"]}, timeout=10
+    )
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_swagger_ui_starts_on_this_apis_document_without_the_online_validator(live_server):
+    urls = re.findall(r"src=\"(swagger/js/start\.js\?v=[^\"]+)\"", swagger_page(live_server).text)
+    script = requests.get(f"{live_server.url}/docs/{urls[0]}", timeout=10).text
+    assert '"/openapi.json"' in script and '"validatorUrl": "none"' in script
