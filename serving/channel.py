@@ -125,6 +125,10 @@ class GuardedChannel(HTTPChannel):
         self.kept_alive = True  # before the request is served: afterwards the idle clock applies
         super().service()
 
+    def done(self) -> bool:
+        """Whether it is answered and closes once its answer is out, which it is."""
+        return self.close_when_flushed and not self.total_outbufs_len
+
     def waiting_since(self) -> float | None:
         """When it began waiting on its client; None while the server owes it something."""
         if self.will_close:

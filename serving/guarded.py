@@ -158,7 +158,9 @@ class GuardedServer(TcpWSGIServer):
         """Close the connections that have waited longest on their clients, down to the limit (or
         `keep`): idle ones, ones still sending their request, ones not reading their answer."""
         channels = self.active_channels.values()
-        closing = sum(1 for channel in channels if channel.will_close)
+        # Going: marked to close, or answered with "Connection: close" and all sent (Waitress closes
+        # it at its next turn). Counting these as open would close a waiting one for each.
+        closing = sum(1 for channel in channels if channel.will_close or channel.done())
         excess = len(self.active_channels) - closing - (self.limits.connections if keep is None else keep)
         if excess <= 0:
             return
