@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -12,6 +13,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))  # the helpers shared with the tests and the delivery scripts
@@ -28,27 +31,55 @@ class Server:
     process: subprocess.Popen
     url: str  # the URL the benchmark loads
     cold_start: float  # seconds from process start to the first 200 on `url`
+    log: IO[bytes] | None = None  # everything the server wrote, stdout and stderr
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port
+
+    def log_text(self) -> str:
+        """What the server has written so far (read without moving the offset it writes at)."""
+        if self.log is None:
+            return ""
+        size = os.fstat(self.log.fileno()).st_size
+        return os.pread(self.log.fileno(), size, 0).decode(errors="replace")
 
 
-def start_server(name: str, command: list[str], path: str, env: dict[str, str] | None = None) -> Server:
-    """Start a server on a free port and return once `path` answers 200; the wait is its cold start."""
+def log_lines(server: Server) -> int:
+    return server.log_text().count("\n")
+
+
+def start_server(
+    name: str, command: list[str], path: str, env: dict[str, str] | None = None, soft_files: int | None = None
+) -> Server:
+    """Start a server on a free port and return once `path` answers 200; the wait is its cold start.
+    With `soft_files`, the server starts with that soft open-files limit (as under `ulimit -Sn`)."""
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **(env or {})}
     url = f"http://127.0.0.1:{port}{path}"
     # Output goes to a file, not a pipe: a full pipe nobody reads would stall the server mid-benchmark.
     log = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the server process
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    limit = (lambda: lower_soft_files(soft_files)) if soft_files else None
+    process = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit
+    )
     deadline = started + READY_TIMEOUT
     while time.perf_counter() < deadline:
         if process.poll() is not None:
             log.seek(0)
             raise RuntimeError(f"{name} exited with {process.returncode}: {log.read().decode()[-2000:]}")
         if answers_200(url):
-            return Server(name, process, url, time.perf_counter() - started)
+            return Server(name, process, url, time.perf_counter() - started, log)
         time.sleep(POLL_INTERVAL)
     stop_process(process)
     raise RuntimeError(f"{name} did not answer {url} within {READY_TIMEOUT:.0f} s")
+
+
+def lower_soft_files(soft: int) -> None:
+    """In the child before it runs: `ulimit -Sn soft` (the hard limit stays)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def answers_200(url: str) -> bool:

@@ -1,18 +1,23 @@
-"""Hostile clients against `python api.py`: made-up methods, then a client hoarding connections.
+"""Hostile clients against `python api.py`: made-up methods, hoarded connections, clients that never read.
 
 Trains the models on the bundled snapshot (or uses MODEL_DIR), starts `python api.py` on
-loopback with its default limits, then measures two things and prints them:
+loopback with its default limits, then measures and prints (--attacks picks some; all by default):
 
-1. metrics cardinality: two batches of --methods requests (10,000), each with a method name
-   never sent before; the `http_request*` lines of /metrics and the server's RSS, before and
-   after each batch (--same-method: the same requests all with PUT, for the RSS to compare);
-2. hoarding: another process holds --idle keep-alive connections (one request, then silence)
+1. methods, metrics cardinality: two batches of --methods requests (10,000), each with a method
+   name never sent before; the `http_request*` lines of /metrics and the server's RSS, before
+   and after each batch (--same-method: the same requests all with PUT, for the RSS to compare);
+2. hoard: another process holds --idle keep-alive connections (one request, then silence)
    and --slow connections sending one header line every --slow-interval seconds, reopening any
    the server closes, while a normal client sends --requests paced requests, each on a fresh
    connection. It prints the normal client's p50/p99/max and how many were answered; the
-   target is p99 under 1 s (a failure counts as slower than any answer).
+   target is p99 under 1 s (a failure counts as slower than any answer);
+3. h1, h2, h3: clients that never read their answers, each against a server of its own
+   (bench/nonreading.py): pipelining ones, more than the connection limit, and under
+   `ulimit -Sn 1024`. Targets: the normal client gets at least 95% of its answers, p99 under
+   1 s, and the server's RSS stays under 300 MB.
 
-    python bench/hostile.py [--methods 10000] [--idle 500] [--slow 500] [--slow-interval 20]
+    python bench/hostile.py [--attacks methods,hoard,h1,h2,h3] [--methods 10000] [--idle 500]
+                            [--slow 500] [--slow-interval 20] [--requests 200]
 
 Loopback only; every loop is bounded in count and time.
 """
@@ -39,11 +44,11 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from client import HOST, PATH, ms, normal_client, one_request, percentile
 from common import ROOT, Server, rss_mb, start_server, stop_process, train_models
+from nonreading import ATTACKS, run_attack
 
-HOST = "127.0.0.1"
-PATH = "/bitcoin?date=2024-06-01"
-NORMAL_REQUEST = f"GET {PATH} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
+ATTACK_NAMES = ["methods", "hoard", *ATTACKS]
 IDLE_REQUEST = f"GET {PATH} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()  # keep-alive, then silence
 SLOW_REQUEST_LINE = f"GET {PATH} HTTP/1.1\r\n".encode()  # then a header line now and then, never the end
 MAX_REOPENS = 50_000  # hoarder reconnects per run, at the most
@@ -176,56 +181,6 @@ def hoard(
     out.send(stats)
 
 
-def one_request(port: int, timeout: float) -> float | None:
-    """Seconds for one whole 200 answer on a fresh connection; None if it failed or timed out."""
-    started = time.perf_counter()
-    received = b""
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout) as sock:
-            sock.sendall(NORMAL_REQUEST)
-            while chunk := sock.recv(65536):
-                received += chunk
-                sock.settimeout(max(started + timeout - time.perf_counter(), 0.001))
-    except OSError:
-        return None
-    return time.perf_counter() - started if received.startswith(b"HTTP/1.1 200") else None
-
-
-def normal_client(port: int, requests: int, interval: float, parallel: int, timeout: float) -> list:
-    """`requests` requests, the i-th due at i * interval, on `parallel` threads: their latencies."""
-    start = time.monotonic()
-    latencies: list[float | None] = []
-    lock = threading.Lock()
-    due = iter(range(requests))
-
-    def worker() -> None:
-        while True:
-            with lock:
-                number = next(due, None)
-            if number is None:
-                return
-            time.sleep(max(start + number * interval - time.monotonic(), 0))
-            latency = one_request(port, timeout)
-            with lock:
-                latencies.append(latency)
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(parallel)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(requests * interval + 2 * timeout)
-    return latencies
-
-
-def ms(seconds: float) -> str:
-    return f"{1000 * seconds:.1f} ms"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def hoarded(server: Server, args: argparse.Namespace) -> dict:
     """The normal client's latencies while the hoard is held, and the hoarder's own counts."""
     port = port_of(server)
@@ -264,19 +219,44 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run(model_dir: Path, args: argparse.Namespace) -> bool:
+    """Every attack asked for, in order; True if each met its targets."""
+    met = True
+    if "methods" in args.attacks or "hoard" in args.attacks:
+        met = methods_and_hoard(model_dir, args)
+    for key, attack in ATTACKS.items():
+        if key in args.attacks:
+            met = run_attack(model_dir, attack, args, sys.executable) and met
+    return met
+
+
+def methods_and_hoard(model_dir: Path, args: argparse.Namespace) -> bool:
+    """The made-up methods and the hoard (those asked for), against one server; True if they met
+    their targets."""
     server = start_server("api", [sys.executable, "api.py"], PATH, {"MODEL_DIR": str(model_dir)})
     try:
-        methods = made_up_methods(server, args.methods, args.same_method)
+        methods = (
+            made_up_methods(server, args.methods, args.same_method) if "methods" in args.attacks else None
+        )
         quiet = [one_request(port_of(server), args.timeout) for _ in range(20)]
-        load = hoarded(server, args)
+        load = hoarded(server, args) if "hoard" in args.attacks else None
     finally:
         code = stop_process(server.process)
-    series, rss = methods["series"], methods["rss"]
-    flat = len(set(series)) == 1
-    kind = "all PUT (the control)" if args.same_method else "every method name new"
-    print(f"two batches of {args.methods} requests, {kind}:")
-    print("  http_request* lines in /metrics: " + " -> ".join(str(n) for n in series))
-    print("  RSS (MB): " + " -> ".join(f"{mb:.1f}" for mb in rss))
+    met = True
+    if methods is not None:
+        series, rss = methods["series"], methods["rss"]
+        flat = len(set(series)) == 1
+        kind = "all PUT (the control)" if args.same_method else "every method name new"
+        print(f"two batches of {args.methods} requests, {kind}:")
+        print("  http_request* lines in /metrics: " + " -> ".join(str(n) for n in series))
+        print("  RSS (MB): " + " -> ".join(f"{mb:.1f}" for mb in rss))
+        print(f"{'metrics series flat':24} {'met' if flat else 'MISSED'}")
+        met = flat
+    if load is not None:
+        met = print_hoard(load, quiet, code, args) and met
+    return met
+
+
+def print_hoard(load: dict, quiet: list, code: int, args: argparse.Namespace) -> bool:
     answered = [latency for latency in load["latencies"] if latency is not None]
     everything = answered + [float("inf")] * (len(load["latencies"]) - len(answered))
     p50, p99, slowest = percentile(everything, 0.5), percentile(everything, 0.99), max(everything)
@@ -297,13 +277,18 @@ def run(model_dir: Path, args: argparse.Namespace) -> bool:
         f"  normal client: p50 {ms(p50)}, p99 {ms(p99)}, max {ms(slowest)}, "
         f"{len(answered)}/{len(everything)} answered"
     )
-    print(f"{'metrics series flat':24} {'met' if flat else 'MISSED'}")
     print(f"{'p99 under the hoard':24} {ms(p99)}   target < 1 s   {'met' if held else 'MISSED'}")
-    return held and flat
+    return held
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--attacks",
+        type=lambda text: set(text.lower().split(",")),
+        default=set(ATTACK_NAMES),
+        help="comma-separated, of " + ",".join(ATTACK_NAMES),
+    )
     parser.add_argument("--methods", type=int, default=10_000, help="requests with made-up methods")
     parser.add_argument(
         "--same-method", action="store_true", help="the control: the same requests, all with PUT"
@@ -316,13 +301,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=4, help="the normal client's threads")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds until a request fails")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds between the hoard and the client")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.attacks - set(ATTACK_NAMES):
+        parser.error(
+            f"unknown attacks {sorted(args.attacks - set(ATTACK_NAMES))}: choose from {ATTACK_NAMES}"
+        )
+    return args
 
 
 def main() -> int:
     args = parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # the hoard takes a descriptor a connection
-    wanted = 2 * (args.idle + args.slow) + 512  # room for the connections it reopens
+    wanted = 2 * max(args.idle + args.slow, *(a.connections for a in ATTACKS.values())) + 512
     if soft != resource.RLIM_INFINITY and soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
     if os.environ.get("MODEL_DIR"):

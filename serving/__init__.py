@@ -17,7 +17,7 @@ from pathlib import Path
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
 
-from serving.conditional import IgnoreInvalidDates
+from serving.conditional import IgnoreUnusableHeaders
 from serving.docs import documented_spec, register_docs, served_version
 from serving.errors import register_error_handlers
 from serving.fastpath import PrecomputedAnswers
@@ -77,9 +77,9 @@ def create_app(model_dir: str | Path | None = None) -> OpenAPI:
     register_error_handlers(app, models)
     # Built once, now that every route is registered, so no request ever builds it.
     app.extensions["openapi"] = documented_spec(app, models)
-    # Unreadable conditional dates are dropped before Flask sees them; the fast path never takes a
-    # conditional request, so it sits in front.
-    app.wsgi_app = IgnoreInvalidDates(app.wsgi_app)
+    # Unreadable conditional dates and unservable ranges are dropped before Flask sees them; the fast
+    # path never takes a conditional request, so it sits in front.
+    app.wsgi_app = IgnoreUnusableHeaders(app.wsgi_app)
     app.wsgi_app = PrecomputedAnswers(app, models, metrics)
     for served in models.values():
         stale = data_age_days(served) > max_days

@@ -8,17 +8,16 @@ import logging
 import re
 
 from flask_openapi3 import OpenAPI
-from flask_openapi3_swagger.plugins import RegisterPlugin as SwaggerPlugin
 
 from serving.answers import ServedModel
 from serving.examples import documented_examples
 from serving.http import JSON, SERVICE
 from serving.responses import redirect_response
 from serving.schemas import redirect_doc
+from serving.swagger_ui import OPENAPI_URL, SWAGGER_UI, register_swagger_ui
 
 log = logging.getLogger(__name__)
 
-SWAGGER_UI = "/docs/swagger"
 # The document's info.version becomes the version of the clients generated from it, so it must be
 # one that package tools accept: X.Y.Z, with an optional +local part (PEP 440 and semver agree on
 # these). A build that is not a release says so in the local part.
@@ -39,12 +38,10 @@ def served_version(configured: str | None) -> str:
 
 def register_docs(app: OpenAPI) -> None:
     """Serve the OpenAPI document at /openapi.json and the bundled Swagger UI at /docs."""
-    app.register_blueprint(SwaggerPlugin.register(doc_url="/openapi.json"), url_prefix="/docs")
-    # Swagger UI would otherwise send the document's URL to validator.swagger.io (on any host but localhost).
-    app.config["SWAGGER_CONFIG"] = {"validatorUrl": "none"}
+    register_swagger_ui(app)
 
     @app.get(
-        "/openapi.json",
+        OPENAPI_URL,
         tags=[SERVICE],
         summary="OpenAPI document",
         responses={200: {"description": "This document (OpenAPI 3.1, JSON)", "content": {JSON: {}}}},

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from serving.guarded import GuardedServer, Limits, ensure_descriptors
+from serving.guarded import GuardedServer, Limits, descriptor_budget
 from serving.http import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def serve(app: Any, settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then drain and return; SettingError if it cannot listen."""
     # Waitress warns "Task queue depth" on every backlog: under load that is a log flood, not news.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    limits = replace(settings.limits, connections=ensure_descriptors(settings.limits.connections))
+    limits = replace(settings.limits, connections=descriptor_budget(settings.limits.connections))
     try:
         server = GuardedServer(
             app, limits, host=settings.host, port=settings.port, threads=settings.threads, ident="",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -181,8 +182,11 @@ class LiveServer:
     reader: threading.Thread  # ends once the process has exited and its output is all in `log`
 
 
-def start_api(model_dir: Path, extra_env: dict | None = None) -> LiveServer:
-    """Start `python api.py` on a free loopback port; return once Waitress says it is listening."""
+def start_api(
+    model_dir: Path, extra_env: dict | None = None, open_files: tuple[int, int] | None = None
+) -> LiveServer:
+    """Start `python api.py` on a free loopback port; return once Waitress says it is listening.
+    With `open_files`, it starts under that (soft, hard) open-files limit, as `ulimit -Sn/-Hn` set."""
     env = {**os.environ, "MODEL_DIR": str(model_dir), "HOST": "127.0.0.1", "PORT": "0", **(extra_env or {})}
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "api.py")],
@@ -191,6 +195,7 @@ def start_api(model_dir: Path, extra_env: dict | None = None) -> LiveServer:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, open_files)) if open_files else None,
     )
     output = Output(process.stdout)
     listening = output.wait_for(r"Serving on (http://\S+)", SERVER_START_TIMEOUT)
