@@ -89,4 +89,4 @@ def test_only_no_models_at_all_asks_for_training(tmp_path):
 
 def test_an_empty_model_dir_setting_is_refused(tmp_path):
     line = refused_start(tmp_path, MODEL_DIR="")
-    assert "MODEL_DIR is set but empty: name the model folder, or unset it for models/" in line
+    assert "ERROR api: MODEL_DIR is set but empty: set it to a folder, or unset it for 'models'" in line

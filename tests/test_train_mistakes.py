@@ -147,9 +147,9 @@ def with_closes(values):
     ("edit", "problem"),
     [
         (lambda metadata: json.dumps(metadata)[:-10], "JSONDecodeError"),
-        (with_closes(["abc"] * 4356), "ValueError: could not convert string to float: 'abc'"),
+        (with_closes(["abc"] * 4356), "could not convert string to float: 'abc'"),
         (with_closes([-1.0] * 4356), "ModelError: metadata closes must be positive, finite numbers"),
-        (with_closes({"2024-01-01": 1.0}), "TypeError: float() argument must be a string or a real number"),
+        (with_closes({"2024-01-01": 1.0}), "float() argument must be a string or a real number"),
         (lambda metadata: json.dumps({**metadata, "closes": "all of them"}), "TypeError"),
     ],
     ids=["cut short", "text closes", "negative closes", "closes as an object", "closes as a string"],
