@@ -92,13 +92,17 @@ def training_frame(config: Config, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"ds": rows.ds.to_numpy(), "y": y})
 
 
-def fit(config: Config, frame: pd.DataFrame, uncertainty: bool = True) -> Fitted:
-    """Fit the configuration on a (ds, y=close) frame; the offset is 0 unless it anchors."""
+def fit(config: Config, frame: pd.DataFrame, uncertainty: bool = True, init: dict | None = None) -> Fitted:
+    """Fit the configuration on a (ds, y=close) frame; the offset is 0 unless it anchors.
+
+    `init`: parameters to start the optimizer from (a warm start); Prophet falls back to its own
+    start for any whose shape does not fit.
+    """
     rows = training_frame(config, frame)
     model = config.prophet()
     if not uncertainty:
         model.uncertainty_samples = 0  # yhat only: a calibrated interval does not use Prophet's
-    model.fit(rows)
+    model.fit(rows, **({} if init is None else {"init": init}))
     offset = 0.0
     if config.anchor:
         offset = float(rows.y.iloc[-1] - model.predict(rows.tail(1)[["ds"]]).yhat.iloc[0])
