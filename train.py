@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from training.data.alpaca import DEFAULT_START
 from training.data.assets import Asset, load_assets
 from training.data.validation import DEFAULT_MIN_ROWS
 from training.errors import TrainingError
+from training.executor import CLUSTER_VARIABLE, cluster_address, training_executor
 from training.model_folder import MIN_FREE_MB, MIN_FREE_VARIABLE, model_folder
 from training.models.configs import CANDIDATES, DEFAULT_CONFIG
 from training.pipeline import Options, train_asset
+from training.selection.backtest import quiet_libraries
 from training.selection.evaluation import GATE_MAX_MAPE_RATIO
 
 log = logging.getLogger("train")
@@ -32,6 +35,9 @@ DEFAULT_HORIZON_DAYS = 365
 # the days the API holds for one model (artifact.MAX_SERVED_DAYS: each run checks its own range).
 MAX_HORIZON_DAYS = 3650
 DEFAULT_MAX_STALE_DAYS = 3
+# Assets trained side by side: each waits on its fits most of the time, so a few keep every
+# worker busy, from one asset's last fits into the next one's first.
+ASSETS_AT_ONCE = 4
 
 
 def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Namespace:
@@ -105,6 +111,13 @@ def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Nam
         "--jobs", type=positive_int, default=None, help="backtest processes (default: one per core)"
     )
     quality.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default=None,
+        help=f"run the fits on the Dask cluster whose scheduler is at ADDRESS (default ${CLUSTER_VARIABLE}; "
+        "unset: local processes); the models are still written here",
+    )
+    quality.add_argument(
         "--no-backtest",
         action="store_true",
         help=f"skip the backtest and the quality gate: fit '{DEFAULT_CONFIG.name}' with Prophet's "
@@ -163,25 +176,37 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     options = options_from(args)
     try:
-        with model_folder(options.model_dir):
-            failed = train_assets([assets[key] for key in args.asset or list(assets)], options)
+        address = cluster_address(args.cluster)
+        with (
+            model_folder(options.model_dir),
+            training_executor(options.jobs, address, quiet_libraries) as executor,
+        ):
+            failed = train_assets([assets[key] for key in args.asset or list(assets)], options, executor)
     except TrainingError as error:
         log.error("%s", error)
         return 1
     return 1 if failed else 0
 
 
-def train_assets(chosen: list[Asset], options: Options) -> list[str]:
-    """Train each asset in turn; returns the keys of those that failed, each logged in one line."""
+def train_assets(chosen: list[Asset], options: Options, executor: Executor | None = None) -> list[str]:
+    """Train the assets, ASSETS_AT_ONCE side by side, their fits on one executor; returns the keys of
+    those that failed, each logged in one line."""
     now = datetime.now(UTC)
-    failed = []
-    for asset in chosen:
+
+    def failure(asset: Asset) -> str | None:
         try:
-            train_asset(asset, options, now)
+            train_asset(asset, options, now, executor)
         except TrainingError as error:
             log.error("training %s failed: %s", asset.key, error)
-            failed.append(asset.key)
-    return failed
+            return asset.key
+        return None
+
+    if len(chosen) <= 1:
+        failed = [failure(asset) for asset in chosen]
+    else:
+        with ThreadPoolExecutor(min(ASSETS_AT_ONCE, len(chosen)), thread_name_prefix="asset") as threads:
+            failed = list(threads.map(failure, chosen))
+    return [key for key in failed if key]
 
 
 if __name__ == "__main__":
