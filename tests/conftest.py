@@ -1,7 +1,8 @@
-"""Shared fixtures: a trained model, the app and its test client, a real Waitress server, fake Alpaca."""
+"""Shared fixtures: the golden models, a freshly trained set, the app, a real Waitress server, fake Alpaca."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import re
@@ -22,6 +23,7 @@ from serving.answers import ServedModel
 from tests.fake_alpaca import FakeAlpaca, all_redated_bars, start_fake_alpaca, stop_fake_alpaca
 
 ROOT = Path(__file__).resolve().parent.parent
+GOLDEN_MODELS = ROOT / "tests" / "golden" / "models"  # tests/golden.py records them
 
 SERVER_START_TIMEOUT = 60  # seconds; loading the model and precomputing answers takes a few
 
@@ -119,9 +121,27 @@ def refused_start(model_dir: Path, **env: str) -> str:
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
-    """Every asset's model, trained by train.py on the bundled snapshot (shared: do not modify).
+    """Both assets' committed golden models (tests/golden/models, made by the full training job on
+    the bundled snapshot), written as train.py writes a pair now: what the API tests serve without
+    waiting for a training (shared: do not modify)."""
+    folder = tmp_path_factory.mktemp("golden") / "models"
+    folder.mkdir()
+    for metadata_file in sorted(GOLDEN_MODELS.glob("*.json")):
+        metadata = artifact.read_metadata(metadata_file)
+        model_bytes = artifact.model_path(metadata_file, metadata).read_bytes()
+        sha256 = hashlib.sha256(model_bytes).hexdigest()
+        current = {"format": artifact.METADATA_FORMAT, "model_sha256": sha256}
+        current["model_file"] = artifact.model_file_name(metadata_file.stem, sha256)
+        artifact.write_pair(folder / metadata_file.name, model_bytes, {**metadata, **current})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory) -> Path:
+    """Every asset's model, trained now by train.py on the bundled snapshot (shared: do not modify).
 
     This is the full training job: backtest of every candidate, choice, calibration, quality gate.
+    Only the tests of that job wait for it.
     """
     path = tmp_path_factory.mktemp("models")
     result = run_train("--source", "snapshot", "--model-dir", str(path))
