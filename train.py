@@ -24,7 +24,7 @@ from training.errors import TrainingError
 from training.executor import CLUSTER_VARIABLE, cluster_address, training_executor
 from training.model_folder import MIN_FREE_MB, MIN_FREE_VARIABLE, model_folder
 from training.models.configs import CANDIDATES, DEFAULT_CONFIG
-from training.pipeline import Options, train_asset
+from training.pipeline import Options, load_bars, train_asset
 from training.selection.backtest import quiet_libraries
 from training.selection.evaluation import GATE_MAX_MAPE_RATIO
 
@@ -189,24 +189,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_assets(chosen: list[Asset], options: Options, executor: Executor | None = None) -> list[str]:
-    """Train the assets, ASSETS_AT_ONCE side by side, their fits on one executor; returns the keys of
-    those that failed, each logged in one line."""
+    """Train the assets, ASSETS_AT_ONCE side by side, their fits on one executor, each as soon as its
+    bars are in; returns the keys of those that failed, each logged in one line."""
     now = datetime.now(UTC)
-
-    def failure(asset: Asset) -> str | None:
-        try:
-            train_asset(asset, options, now, executor)
-        except TrainingError as error:
-            log.error("training %s failed: %s", asset.key, error)
-            return asset.key
-        return None
-
-    if len(chosen) <= 1:
-        failed = [failure(asset) for asset in chosen]
-    else:
-        with ThreadPoolExecutor(min(ASSETS_AT_ONCE, len(chosen)), thread_name_prefix="asset") as threads:
-            failed = list(threads.map(failure, chosen))
-    return [key for key in failed if key]
+    failed, jobs = [], {}
+    with ThreadPoolExecutor(ASSETS_AT_ONCE, thread_name_prefix="asset") as threads:
+        for asset in chosen:
+            try:  # here, in the main thread: the fetch's deadline is a SIGALRM timer
+                bars = load_bars(asset, options.source, options.start, now)
+            except TrainingError as error:
+                log.error("training %s failed: %s", asset.key, error)
+                failed.append(asset.key)
+                continue
+            jobs[asset.key] = threads.submit(train_asset, asset, options, now, executor, bars)
+        for key, job in jobs.items():
+            try:
+                job.result()
+            except TrainingError as error:
+                log.error("training %s failed: %s", key, error)
+                failed.append(key)
+    return failed
 
 
 if __name__ == "__main__":

@@ -213,13 +213,16 @@ def build_metadata(
     }
 
 
-def train_asset(asset: Asset, options: Options, now: datetime, executor: Executor | None = None) -> Metadata:
+def train_asset(
+    asset: Asset, options: Options, now: datetime, executor: Executor | None = None, bars: Bars | None = None
+) -> Metadata:
     """Train one asset and write its model and metadata; returns the metadata.
 
-    The fits run on `executor` (training/executor.py; None: a local pool for the backtest, the
-    final fit here); the pair is written here, by the process that holds the model folder.
+    `bars`: the asset's, loaded already (else loaded here). The fits run on `executor`
+    (training/executor.py; None: a local pool for the backtest, the final fit here); the pair is
+    written here, by the process that holds the model folder.
     """
-    bars = load_bars(asset, options.source, options.start, now)
+    bars = bars or load_bars(asset, options.source, options.start, now)
     closed = drop_open_day(bars.frame, now)
     stale_limit = options.max_stale_days if bars.source == "alpaca" else None
     frame = validate_bars(closed, min_rows=options.min_rows, max_stale_days=stale_limit, now=now)
