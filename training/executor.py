@@ -11,6 +11,7 @@ project's code (artifact/ and training/) is shipped to them as a zip when the ru
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import logging
 import os
@@ -46,6 +47,9 @@ def training_executor(
         with dask_executor(address) as executor:
             yield executor
         return
+    # Prophet (and matplotlib, which it imports) takes seconds to import; this process needs it
+    # anyway to pickle the models, so import it once, before the fork, for every worker.
+    importlib.import_module("prophet")
     with worker_pool(jobs or os.cpu_count() or 1, initializer) as pool:
         # Fork every worker now, from this thread, before any other starts: a fork from a thread
         # that later ends would tie the workers' death signal to it (see worker_pool).
