@@ -88,12 +88,11 @@ class ProphetForecaster:
         forecasts, init = [], None
         for cutoff in cutoffs:
             frame = closes_frame(closes[closes.index <= cutoff])
-            fitted = fit(self.config, frame, uncertainty=not self.config.calibrate, init=init)
+            uncertainty = not self.config.calibrate
+            fitted = fit(self.config, frame, uncertainty=uncertainty, init=init, days_ahead=days_ahead)
             init = warm_start(fitted.model)
-            last_day = frame.ds.iloc[-1]
-            table = forecast_table(fitted.model, last_day, last_day + pd.Timedelta(days=days_ahead))
             terms = contract(self.config, fitted)
-            served = served_forecast(table, terms, last_day).iloc[1:]
+            served = served_forecast(fitted.table, terms, frame.ds.iloc[-1]).iloc[1:]
             levels = [] if self.config.calibrate else terms.levels
             forecasts.append(
                 Forecast(
