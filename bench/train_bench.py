@@ -10,7 +10,8 @@ the pairs, and the largest worker). Usage:
     python bench/train_bench.py --assets 10 --executors local --candidate trend --keep DIR
 
 The synthetic assets replay stretches of the bundled BTC and ETH returns, `--days` of history each
-(1095: 22 backtest cutoffs), chosen by their index, so every run trains the same data. The backtest
+(1095: 22 backtest cutoffs), chosen by their index, so every run trains the same data; the quality
+gate refuses some of them, as it would such assets (their backtest ran: "refused"). The backtest
 is of the served configuration (held-trend) unless --candidate says otherwise: all four candidates
 are four times the fits, which bench the same code.
 """
@@ -199,7 +200,7 @@ def main() -> None:
         )
         return
     print(
-        f"{'executor':8} {'assets':>6} {'wall s':>8} {'s/asset':>8} {'owner MB':>9} {'worker MB':>9} failed"
+        f"{'executor':8} {'assets':>6} {'wall s':>8} {'s/asset':>8} {'owner MB':>9} {'worker MB':>9} refused"
     )
     for count in args.assets:
         for executor in args.executors:
