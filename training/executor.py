@@ -28,7 +28,6 @@ from training.workers import worker_pool
 log = logging.getLogger(__name__)
 
 CLUSTER_VARIABLE = "DASK_SCHEDULER_ADDRESS"
-CONNECT_TIMEOUT = "20s"  # to reach the scheduler; a wrong address fails the run after this
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SHIPPED_PACKAGES = ("artifact", "training")  # what a fit on a worker imports from this project
 
@@ -61,13 +60,17 @@ def training_executor(
 def dask_executor(address: str) -> Iterator[Executor]:
     """A concurrent.futures executor on the Dask cluster whose scheduler is at `address`."""
     try:
+        import dask.config
         from distributed import Client
     except ImportError as error:  # pragma: no cover - the training requirements install it
         raise TrainingError(
             f"{CLUSTER_VARIABLE} is set but Dask is not installed: pip install -r requirements-train.txt"
         ) from error
+    # Dask's own connect timeout (30 s; DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT): a wrong
+    # address fails the run after it.
+    timeout = dask.config.get("distributed.comm.timeouts.connect")
     try:
-        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        client = Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as error:
         raise TrainingError(f"cannot reach the Dask scheduler at {address}: {short(error)}") from error
     try:
