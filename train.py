@@ -185,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as error:
         log.error("%s", error)
         return 1
+    except KeyboardInterrupt:
+        # The assets' threads wait on fits that will never finish: exit without joining them. The
+        # folder is as a kill leaves it: each pair whole, the lock gone with this process.
+        log.error("interrupted: pairs written so far stay, the others are untouched")
+        os._exit(130)
     return 1 if failed else 0
 
 
@@ -193,7 +198,8 @@ def train_assets(chosen: list[Asset], options: Options, executor: Executor | Non
     bars are in; returns the keys of those that failed, each logged in one line."""
     now = datetime.now(UTC)
     failed, jobs = [], {}
-    with ThreadPoolExecutor(ASSETS_AT_ONCE, thread_name_prefix="asset") as threads:
+    threads = ThreadPoolExecutor(ASSETS_AT_ONCE, thread_name_prefix="asset")
+    try:
         for asset in chosen:
             try:  # here, in the main thread: the fetch's deadline is a SIGALRM timer
                 bars = load_bars(asset, options.source, options.start, now)
@@ -208,6 +214,8 @@ def train_assets(chosen: list[Asset], options: Options, executor: Executor | Non
             except TrainingError as error:
                 log.error("training %s failed: %s", key, error)
                 failed.append(key)
+    finally:  # interrupted (Ctrl-C): no asset waits for the others
+        threads.shutdown(wait=False, cancel_futures=True)
     return failed
 
 

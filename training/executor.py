@@ -49,11 +49,16 @@ def training_executor(
     # Prophet (and matplotlib, which it imports) takes seconds to import; this process needs it
     # anyway to pickle the models, so import it once, before the fork, for every worker.
     importlib.import_module("prophet")
-    with worker_pool(jobs or os.cpu_count() or 1, initializer) as pool:
+    pool = worker_pool(jobs or os.cpu_count() or 1, initializer)
+    try:
         # Fork every worker now, from this thread, before any other starts: a fork from a thread
         # that later ends would tie the workers' death signal to it (see worker_pool).
         pool.submit(os.getpid).result()
         yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # an interrupted run does not work off its queue
+        raise
+    pool.shutdown()
 
 
 @contextmanager
