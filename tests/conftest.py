@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -136,17 +137,56 @@ def model_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def trained_model_dir(tmp_path_factory) -> Path:
-    """Every asset's model, trained now by train.py on the bundled snapshot (shared: do not modify).
+@dataclass
+class Training:
+    """train.py running in the background: the models folder, the process, its output file."""
 
-    This is the full training job: backtest of every candidate, choice, calibration, quality gate.
-    Only the tests of that job wait for it.
+    folder: Path
+    process: subprocess.Popen
+    output: Path
+
+
+FULL_JOB: list[Training] = []  # the session's one full training run, once started
+
+
+def start_full_job() -> Training:
+    """Start the full training job on the snapshot in the background, into a folder of its own."""
+    folder = Path(tempfile.mkdtemp(prefix="trained-models-"))
+    output = folder.with_name(folder.name + ".log")
+    with output.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), "--source", "snapshot", "--model-dir", str(folder)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+    FULL_JOB.append(Training(folder, process, output))
+    return FULL_JOB[-1]
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Start the full job as the session starts when a collected test needs it: it trains on the
+    core the other tests leave idle most of the time, instead of making its first test wait."""
+    if any("trained_model_dir" in item.fixturenames for item in items):
+        start_full_job()
+
+
+def pytest_sessionfinish() -> None:
+    for training in FULL_JOB:
+        stop_process(training.process)
+        shutil.rmtree(training.folder, ignore_errors=True)
+        training.output.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir() -> Path:
+    """Every asset's model, trained by train.py on the bundled snapshot (shared: do not modify).
+
+    This is the full training job: backtest of every candidate, choice, calibration, quality gate,
+    run once per session, in the background from its start; only the tests of that job wait for it.
     """
-    path = tmp_path_factory.mktemp("models")
-    result = run_train("--source", "snapshot", "--model-dir", str(path))
-    assert result.returncode == 0, result.stderr
-    return path
+    training = FULL_JOB[0] if FULL_JOB else start_full_job()
+    training.process.wait(timeout=900)
+    assert training.process.returncode == 0, training.output.read_text()
+    return training.folder
 
 
 @pytest.fixture(scope="session")
