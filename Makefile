@@ -9,7 +9,7 @@ TRAIN_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run train serve test report panel container-test sbom lock format bench bench-hostile soak fuzz precompress clean
+.PHONY: run train serve test report panel container-test sbom lock format bench bench-hostile bench-train bench-startup soak fuzz precompress clean
 
 # openapi-typescript and tsc for tests/test_clients.py, from npm; without npm those tests are skipped.
 NODE_TOOLS := $(if $(shell command -v npm),tests/typescript/node_modules/.package-lock.json)
@@ -63,6 +63,15 @@ bench: $(VENV)/.run-deps
 ## while 500 idle + 500 slow-header connections are held (its own client: no wrk)
 bench-hostile: $(VENV)/.run-deps
 	$(PY) bench/hostile.py
+
+## bench-train: N=10 and 50 synthetic assets from the fake Alpaca, trained on the local process pool
+## and on a local Dask cluster (dask scheduler + dask worker on 127.0.0.1): wall time, s/asset, peak RSS
+bench-train: $(VENV)/.run-deps
+	$(PY) bench/train_bench.py
+
+## bench-startup: api.py on a model folder of 50 assets: time to its first answer and peak RSS
+bench-startup: $(VENV)/.run-deps
+	$(PY) bench/startup_bench.py
 
 ## soak: 60 s at 64 connections on every kind of valid read: errors, RSS, recovery (needs wrk)
 soak: $(VENV)/.run-deps

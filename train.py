@@ -15,6 +15,7 @@ import argparse
 import logging
 import os
 import sys
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -24,9 +25,11 @@ from training.data.alpaca import DEFAULT_START
 from training.data.assets import Asset, load_assets
 from training.data.validation import DEFAULT_MIN_ROWS
 from training.errors import ConfigError, TrainingError
+from training.executor import CLUSTER_VARIABLE, cluster_address, training_executor
 from training.model_folder import MIN_FREE_MB, MIN_FREE_VARIABLE, model_folder
 from training.models.configs import CANDIDATES, DEFAULT_CONFIG
-from training.pipeline import Options, train_asset
+from training.pipeline import Options, considered_configs, load_bars, train_asset
+from training.selection.backtest import EVAL_CUTOFFS, quiet_libraries
 from training.selection.evaluation import GATE_MAX_MAPE_RATIO
 
 log = logging.getLogger("train")
@@ -36,6 +39,9 @@ DEFAULT_HORIZON_DAYS = 365
 # the days the API holds for one model (artifact.MAX_SERVED_DAYS: each run checks its own range).
 MAX_HORIZON_DAYS = 3650
 DEFAULT_MAX_STALE_DAYS = 3
+# Assets trained side by side: each waits on its fits most of the time, so a few keep every
+# worker busy, from one asset's last fits into the next one's first.
+ASSETS_AT_ONCE = 4
 
 
 def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Namespace:
@@ -110,6 +116,13 @@ def parse_args(argv: list[str] | None, assets: dict[str, Asset]) -> argparse.Nam
         type=positive_int,
         default=None,
         help="backtest processes (default: one per core; never more than the cores or the fits to run)",
+    )
+    quality.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default=None,
+        help=f"run the fits on the Dask cluster whose scheduler is at ADDRESS (default ${CLUSTER_VARIABLE}; "
+        "unset: local processes); the models are still written here",
     )
     quality.add_argument(
         "--no-backtest",
@@ -205,26 +218,62 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", error)
         return 2
     try:
-        with model_folder(options.model_dir):
-            failed = train_assets([assets[key] for key in args.asset or list(assets)], options)
+        address = cluster_address(args.cluster)
+        chosen = [assets[key] for key in args.asset or list(assets)]
+        fits = planned_fits(chosen, options)
+        with (
+            model_folder(options.model_dir),
+            training_executor(options.jobs, address, quiet_libraries, fits) as executor,
+        ):
+            failed = train_assets(chosen, options, executor)
     except TrainingError as error:
         log.error("%s", error)
         return 1
+    except KeyboardInterrupt:
+        # The assets' threads wait on fits that will never finish: exit without joining them. The
+        # folder is as a kill leaves it: each pair whole, the lock gone with this process.
+        log.error("interrupted: pairs written so far stay, the others are untouched")
+        os._exit(130)
+    except Exception:
+        # A bug, not a refusal: its traceback, then the same exit, for the same waiting threads.
+        log.exception("training stopped by an unexpected error: pairs written so far stay")
+        os._exit(1)
     if any(isinstance(error, ConfigError) for error in failed.values()):
         return 2
     return 1 if failed else 0
 
 
-def train_assets(chosen: list[Asset], options: Options) -> dict[str, TrainingError]:
-    """Train each asset in turn; returns the error of each that failed, each logged in one line."""
+def planned_fits(chosen: list[Asset], options: Options) -> int:
+    """The fits a run plans: each asset's backtest (every candidate at every cutoff) and its model."""
+    backtest = len(considered_configs(options)) * EVAL_CUTOFFS if options.backtest else 0
+    return len(chosen) * (backtest + 1)
+
+
+def train_assets(
+    chosen: list[Asset], options: Options, executor: Executor | None = None
+) -> dict[str, TrainingError]:
+    """Train the assets, ASSETS_AT_ONCE side by side, their fits on one executor, each as soon as its
+    bars are in; returns the error of each that failed, each logged in one line."""
     now = datetime.now(UTC)
-    failed = {}
-    for asset in chosen:
-        try:
-            train_asset(asset, options, now)
-        except TrainingError as error:
-            log.error("training %s failed: %s", asset.key, error)
-            failed[asset.key] = error
+    failed, jobs = {}, {}
+    threads = ThreadPoolExecutor(ASSETS_AT_ONCE, thread_name_prefix="asset")
+    try:
+        for asset in chosen:
+            try:  # here, in the main thread: the fetch's deadline is a SIGALRM timer
+                bars = load_bars(asset, options.source, options.start, now)
+            except TrainingError as error:
+                log.error("training %s failed: %s", asset.key, error)
+                failed[asset.key] = error
+                continue
+            jobs[asset.key] = threads.submit(train_asset, asset, options, now, executor, bars)
+        for key, job in jobs.items():
+            try:
+                job.result()
+            except TrainingError as error:
+                log.error("training %s failed: %s", key, error)
+                failed[key] = error
+    finally:  # interrupted (Ctrl-C): no asset waits for the others
+        threads.shutdown(wait=False, cancel_futures=True)
     return failed
 
 

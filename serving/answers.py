@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date
@@ -76,9 +77,9 @@ def price(value) -> float:
     BTC keeps its cents (73041.83); a $1.45 coin is served as 1.45123, not rounded to 1.45.
     """
     value = float(value)
-    if value == 0 or not np.isfinite(value):
+    if value == 0 or not math.isfinite(value):
         return value
-    digits = int(np.floor(np.log10(abs(value)))) + 1  # before the decimal point
+    digits = math.floor(math.log10(abs(value))) + 1  # before the decimal point
     return round(value, max(2, SIGNIFICANT_DIGITS - digits))
 
 
@@ -105,6 +106,12 @@ def data_facts(metadata: Metadata) -> DataFacts:
     return DataFacts(date.fromisoformat(metadata["last_day"]), source)
 
 
+def number(value: float) -> str:
+    """A price as compact_json writes it (float repr), without building an object: startup formats
+    some 30,000 answers per asset. check_served_values refused non-finite prices before."""
+    return repr(value)
+
+
 def forecast_answers(table: pd.DataFrame, levels, facts: DataFacts) -> ForecastAnswers:
     """Every day's answers, keyed by ISO day: each date and price formatted once."""
     done = ForecastAnswers(
@@ -112,14 +119,18 @@ def forecast_answers(table: pd.DataFrame, levels, facts: DataFacts) -> ForecastA
     )
     done.facts = compact_json({"as_of": facts.as_of.isoformat(), "source": facts.source})[1:-1]
     csv_facts = f"{facts.as_of},{facts.source}"
-    for row in table.itertuples(index=False):
-        day = row.ds.date().isoformat()
-        served_date = http_date(row.ds.to_pydatetime().replace(tzinfo=UTC))
-        prediction, low, high = (price(v) for v in (row.yhat, row.yhat_lower, row.yhat_upper))
+    # Byte for byte what compact_json gives for the same objects (tests/test_golden.py), written as
+    # strings: json.dumps per answer was most of the startup.
+    bounds = {level: (table[f"low_{level}"].tolist(), table[f"high_{level}"].tolist()) for level in levels}
+    columns = (table.ds, table.yhat.tolist(), table.yhat_lower.tolist(), table.yhat_upper.tolist())
+    for index, (ds, *values) in enumerate(zip(*columns, strict=True)):
+        day = ds.date().isoformat()
+        served_date = http_date(ds.to_pydatetime().replace(tzinfo=UTC))
+        prediction, low, high = (price(v) for v in values)
         horizon = done.horizons[day] = facts.horizon(day)
-        band = compact_json({"prediction_low": low, "prediction_high": high})[1:-1]
-        head = compact_json({"date": served_date, "day": day, "prediction": prediction})[:-1]
-        short_head = compact_json({"date": served_date, "prediction": prediction})[:-1]
+        band = f'"prediction_low":{number(low)},"prediction_high":{number(high)}'.encode()
+        head = f'{{"date":"{served_date}","day":"{day}","prediction":{number(prediction)}'.encode()
+        short_head = f'{{"date":"{served_date}","prediction":{number(prediction)}'.encode()
         tail = f',"horizon_days":{horizon}'.encode()
         done.heads[day], done.short_heads[day], done.tails[day] = head, short_head, tail
         done.items[day] = head + b"," + band + tail + b"}"
@@ -129,8 +140,10 @@ def forecast_answers(table: pd.DataFrame, levels, facts: DataFacts) -> ForecastA
         done.csv_heads[day] = f"{day},{prediction}".encode()
         done.csv_tails[day] = f",{horizon},{csv_facts}\n".encode()
         for level in levels:
-            low, high = price(getattr(row, f"low_{level}")), price(getattr(row, f"high_{level}"))
-            done.level_parts[level][day] = compact_json({"level": level, "low": low, "high": high})
+            low, high = price(bounds[level][0][index]), price(bounds[level][1][index])
+            done.level_parts[level][day] = (
+                f'{{"level":{level},"low":{number(low)},"high":{number(high)}}}'.encode()
+            )
             done.level_csv[level][day] = f",{low},{high}".encode()
     return done
 
@@ -140,7 +153,7 @@ def close_answers(history: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, by
     closes, rows = {}, {}
     for ds, y in zip(history.ds, history.y, strict=True):
         day, close = ds.date().isoformat(), price(y)
-        closes[day] = compact_json({"date": day, "close": close})
+        closes[day] = f'{{"date":"{day}","close":{number(close)}}}'.encode()  # as compact_json writes it
         rows[day] = f"{day},{close}\n".encode()
     return closes, rows
 
@@ -212,6 +225,10 @@ def answer_model(metadata_file: Path) -> ServedModel:
         raise ModelError(f"model metadata {metadata_file}: {error}") from error
     # Days with data answer their close when the contract says so: Prophet need not forecast them.
     grid_first = data_last_day if contract.past_days == "close" else first_day
+    if contract.interval is not None and contract.past_days == "close":
+        # Prophet's own band is served on no day: skip its sampling (a pair from before train.py
+        # stopped pickling models with uncertainty samples still carries them).
+        model.uncertainty_samples = 0
     with np.errstate(over="ignore", invalid="ignore"):  # a price that overflows is refused below
         table = served_forecast(forecast_table(model, grid_first, last_day), contract, data_last_day, known)
     table = table[(table.ds >= pd.Timestamp(first_day)) & (table.ds <= pd.Timestamp(last_day))]

@@ -1,7 +1,8 @@
-"""Shared fixtures: a trained model, the app and its test client, a real Waitress server, fake Alpaca."""
+"""Shared fixtures: the golden models, a freshly trained set, the app, a real Waitress server, fake Alpaca."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import re
@@ -9,6 +10,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from serving.answers import ServedModel
 from tests.fake_alpaca import FakeAlpaca, all_redated_bars, start_fake_alpaca, stop_fake_alpaca
 
 ROOT = Path(__file__).resolve().parent.parent
+GOLDEN_MODELS = ROOT / "tests" / "golden" / "models"  # tests/golden.py records them
 
 SERVER_START_TIMEOUT = 60  # seconds; loading the model and precomputing answers takes a few
 
@@ -120,14 +123,71 @@ def refused_start(model_dir: Path, **env: str) -> str:
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
+    """Both assets' committed golden models (tests/golden/models, made by the full training job on
+    the bundled snapshot), written as train.py writes a pair now: what the API tests serve without
+    waiting for a training (shared: do not modify)."""
+    folder = tmp_path_factory.mktemp("golden") / "models"
+    folder.mkdir()
+    for metadata_file in sorted(GOLDEN_MODELS.glob("*.json")):
+        metadata = artifact.read_metadata(metadata_file)
+        model_bytes = artifact.model_path(metadata_file, metadata).read_bytes()
+        sha256 = hashlib.sha256(model_bytes).hexdigest()
+        current = {"format": artifact.METADATA_FORMAT, "model_sha256": sha256}
+        current["model_file"] = artifact.model_file_name(metadata_file.stem, sha256)
+        artifact.write_pair(folder / metadata_file.name, model_bytes, {**metadata, **current})
+    return folder
+
+
+@dataclass
+class Training:
+    """train.py running in the background: the models folder, the process, its output file."""
+
+    folder: Path
+    process: subprocess.Popen
+    output: Path
+
+
+FULL_JOB: list[Training] = []  # the session's one full training run, once started
+
+
+def start_full_job() -> Training:
+    """Start the full training job on the snapshot in the background, into a folder of its own."""
+    folder = Path(tempfile.mkdtemp(prefix="trained-models-"))
+    output = folder.with_name(folder.name + ".log")
+    with output.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), "--source", "snapshot", "--model-dir", str(folder)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+    FULL_JOB.append(Training(folder, process, output))
+    return FULL_JOB[-1]
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Start the full job as the session starts when a collected test needs it: it trains on the
+    core the other tests leave idle most of the time, instead of making its first test wait."""
+    if any("trained_model_dir" in item.fixturenames for item in items):
+        start_full_job()
+
+
+def pytest_sessionfinish() -> None:
+    for training in FULL_JOB:
+        stop_process(training.process)
+        shutil.rmtree(training.folder, ignore_errors=True)
+        training.output.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir() -> Path:
     """Every asset's model, trained by train.py on the bundled snapshot (shared: do not modify).
 
-    This is the full training job: backtest of every candidate, choice, calibration, quality gate.
+    This is the full training job: backtest of every candidate, choice, calibration, quality gate,
+    run once per session, in the background from its start; only the tests of that job wait for it.
     """
-    path = tmp_path_factory.mktemp("models")
-    result = run_train("--source", "snapshot", "--model-dir", str(path))
-    assert result.returncode == 0, result.stderr
-    return path
+    training = FULL_JOB[0] if FULL_JOB else start_full_job()
+    training.process.wait(timeout=900)
+    assert training.process.returncode == 0, training.output.read_text()
+    return training.folder
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,20 @@ def test_random_walk_naive_error_and_interval_match_theory():
     assert naive.mape[89] < drift.mape[89]
 
 
+def test_the_warm_started_chains_give_the_same_backtest_on_any_number_of_workers():
+    """Fits are chained over CHAIN_CUTOFFS cutoffs whatever runs them: one worker or three, and
+    the local pool or any other executor, give the same forecasts to the last bit."""
+    frame = series(random_walk(1000, 0.02))
+    flat = configs.Config("flat", growth="flat")
+    cutoffs, _ = backtest.rolling_cutoffs(frame.ds, 8)
+    assert [len(chain) for chain in backtest.chains(cutoffs)] == [5, 3]
+    one, three = (backtest.run_backtest(frame, [flat], jobs=jobs, eval_cutoffs=8) for jobs in (1, 3))
+    for name in ("flat", "naive"):
+        np.testing.assert_array_equal(one.paths[name].prediction, three.paths[name].prediction)
+        for level in one.paths[name].lower:
+            np.testing.assert_array_equal(one.paths[name].lower[level], three.paths[name].lower[level])
+
+
 def test_held_trend_equals_naive_a_week_ahead_and_beats_it_a_day_ahead():
     """A weekly pattern on a random walk: holding the trend forecasts the last close plus that pattern."""
     days = 1100

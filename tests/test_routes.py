@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -196,4 +196,7 @@ def test_metrics_count_requests_by_route_and_status(client):
 def test_metrics_report_model_age(client):
     text = client.get("/metrics").get_data(as_text=True)
     for asset in ("btc", "eth"):
-        assert 0 < metric(text, "model_age_seconds", asset=asset) < 24 * 3600
+        card = client.get(f"/models/{asset}").get_json()
+        trained = datetime.fromisoformat(card["trained_at"].replace("Z", "+00:00"))
+        age = (datetime.now(UTC) - trained).total_seconds()
+        assert age - 3600 < metric(text, "model_age_seconds", asset=asset) <= age + 1

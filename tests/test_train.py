@@ -90,8 +90,8 @@ def test_follows_pagination_and_sends_keys_when_set(fake_alpaca, tmp_path):
     assert read_metadata(tmp_path)["rows"] > 1000
 
 
-def test_trains_every_asset_on_the_snapshot(model_dir):
-    btc, eth = read_metadata(model_dir, "btc"), read_metadata(model_dir, "eth")
+def test_trains_every_asset_on_the_snapshot(trained_model_dir):
+    btc, eth = read_metadata(trained_model_dir, "btc"), read_metadata(trained_model_dir, "eth")
     assert (btc["source"], btc["origin"]) == ("snapshot", "data/btc_usd_1d.csv")
     assert (btc["first_day"], btc["last_day"], btc["rows"]) == ("2014-09-17", "2026-08-20", 4356)
     assert btc["serve"] == {"first_day": "2014-09-17", "last_day": "2027-08-20"}
@@ -103,9 +103,9 @@ def test_trains_every_asset_on_the_snapshot(model_dir):
     )
 
 
-def test_the_backtest_chooses_and_calibrates_the_served_configuration(model_dir):
+def test_the_backtest_chooses_and_calibrates_the_served_configuration(trained_model_dir):
     for asset in ("btc", "eth"):
-        metadata = read_metadata(model_dir, asset)
+        metadata = read_metadata(trained_model_dir, asset)
         summary, config = metadata["backtest"], metadata["config"]
         # The bundled snapshot is fixed data: on it the backtest chooses the held trend for both.
         assert summary["chosen"] == config["name"] == "held-trend"

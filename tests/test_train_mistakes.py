@@ -195,7 +195,7 @@ def test_jobs_are_capped_at_the_work_and_the_cores(caplog):
     cores = workers.usable_cores()
     with caplog.at_level(logging.INFO, logger="training.workers"):
         assert workers.process_count(100, 40) == min(40, cores)
-    assert f"--jobs 100 capped at {min(40, cores)} (40 tasks, {cores} cores)" in caplog.text
+    assert f"--jobs 100 capped at {min(40, cores)} (40 fits, {cores} cores)" in caplog.text
     assert workers.process_count(None, 40) == min(40, cores)  # one per core
     assert workers.process_count(3, 1) == 1
     assert workers.process_count(1, 40) == 1

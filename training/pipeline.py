@@ -9,6 +9,7 @@ import os
 import pickle  # nosec B403  # writes the model; the API unpickles only its checked copy
 import platform
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import version
@@ -26,7 +27,7 @@ from training.data.validation import checked_closes, drop_open_day
 from training.errors import FetchError, TrainingError, os_problem
 from training.models.configs import CANDIDATES, DEFAULT_CONFIG, Config, Fitted, contract, fit, training_window
 from training.models.intervals import NO_POOL, Pool, reference_pool
-from training.selection.backtest import MIN_EVAL_CUTOFFS, daily_closes, rolling_cutoffs
+from training.selection.backtest import MIN_EVAL_CUTOFFS, daily_closes, quiet_libraries, rolling_cutoffs
 from training.selection.evaluation import Choice, choose_and_check, unjudged_choice
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,9 @@ def interval_pool(asset: Asset, frame: pd.DataFrame, options: Options) -> Pool:
     return pool
 
 
-def choose_config(frame: pd.DataFrame, options: Options, previous: str | None, pool: Pool) -> Choice | None:
+def choose_config(
+    frame: pd.DataFrame, options: Options, previous: str | None, pool: Pool, executor: Executor | None = None
+) -> Choice | None:
     """Backtest the candidate configurations and choose one; None when the backtest is skipped.
 
     An asset too young for a backtest is served with the default configuration and its calibrated
@@ -152,12 +155,16 @@ def choose_config(frame: pd.DataFrame, options: Options, previous: str | None, p
         return unjudged_choice(DEFAULT_CONFIG, daily_closes(frame), pool)
     return choose_and_check(
         frame, considered_configs(options), jobs=options.jobs, max_mape_ratio=options.max_mape_ratio,
-        incumbent=previous, pool=pool,
+        incumbent=previous, pool=pool, executor=executor,
     )  # fmt: skip
 
 
-def fit_model(config: Config, frame: pd.DataFrame) -> Fitted:
-    """Fit the configuration's Prophet model on the daily closes."""
+def fit_model(
+    config: Config, frame: pd.DataFrame, own_band: bool = True, executor: Executor | None = None
+) -> Fitted:
+    """Fit the configuration's Prophet model on the daily closes (on the executor's workers if
+    given); without Prophet's uncertainty samples unless its own band is served (`own_band`): a
+    calibrated interval replaces it."""
     rows = training_window(config, frame)
     log.info(
         "fitting %s on %d days (%s to %s)",
@@ -167,9 +174,18 @@ def fit_model(config: Config, frame: pd.DataFrame) -> Fitted:
         rows.ds.iloc[-1].date(),
     )
     started = time.monotonic()
-    fitted = fit(config, frame)
+    if executor is None:
+        fitted = fit(config, frame, uncertainty=own_band)
+    else:
+        fitted = executor.submit(fit_quietly, config, frame, own_band).result()
     log.info("fitted in %.1f s", time.monotonic() - started)
     return fitted
+
+
+def fit_quietly(config: Config, frame: pd.DataFrame, uncertainty: bool) -> Fitted:
+    """fit(), on a worker: without the fitting libraries' log lines."""
+    quiet_libraries()
+    return fit(config, frame, uncertainty=uncertainty)
 
 
 def build_metadata(
@@ -199,9 +215,16 @@ def build_metadata(
     }
 
 
-def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
-    """Train one asset and write its model and metadata; returns the metadata."""
-    bars = load_bars(asset, options.source, options.start, now)
+def train_asset(
+    asset: Asset, options: Options, now: datetime, executor: Executor | None = None, bars: Bars | None = None
+) -> Metadata:
+    """Train one asset and write its model and metadata; returns the metadata.
+
+    `bars`: the asset's, loaded already (else loaded here). The fits run on `executor`
+    (training/executor.py; None: a local pool for the backtest, the final fit here); the pair is
+    written here, by the process that holds the model folder.
+    """
+    bars = bars or load_bars(asset, options.source, options.start, now)
     metadata_file = metadata_path(options.model_dir, asset.key)
     checked = checked_closes(
         drop_open_day(bars.frame, now),
@@ -214,9 +237,9 @@ def train_asset(asset: Asset, options: Options, now: datetime) -> Metadata:
     frame = checked.frame
     check_served_range(frame, options.horizon_days)
     pool = interval_pool(asset, frame, options) if options.backtest else NO_POOL
-    choice = choose_config(frame, options, incumbent(metadata_file), pool)
+    choice = choose_config(frame, options, incumbent(metadata_file), pool, executor)
     config = choice.config if choice else DEFAULT_CONFIG
-    fitted = fit_model(config, frame)
+    fitted = fit_model(config, frame, own_band=choice is None or choice.interval is None, executor=executor)
     model_bytes = pickle.dumps(fitted.model, protocol=pickle.HIGHEST_PROTOCOL)
     # The whole validated history is served (days with data answer their close), whatever window
     # the configuration was fitted on: retraining on data that only grew never shrinks the range.

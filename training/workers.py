@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, as_completed
+from typing import NamedTuple
 
 from training.errors import TrainingError, short
 
@@ -30,13 +31,13 @@ def usable_cores() -> int:
     return max(1, min(affinity, os.cpu_count() or 1))
 
 
-def process_count(requested: int | None, tasks: int) -> int:
-    """Worker processes for `tasks` tasks: as requested (default one per core), never more than the
-    tasks or the cores. More would only cost memory (a Prophet worker is about 65 MB) for no speed."""
+def process_count(requested: int | None, fits: int) -> int:
+    """Worker processes for `fits` fits: as requested (default one per core), never more than the
+    fits or the cores. More would only cost memory (a Prophet worker is about 65 MB) for no speed."""
     cores = usable_cores()
-    count = max(1, min(requested or cores, cores, tasks))
+    count = max(1, min(requested or cores, cores, fits))
     if requested is not None and requested > count:
-        log.info("--jobs %d capped at %d (%d tasks, %d cores)", requested, count, tasks, cores)
+        log.info("--jobs %d capped at %d (%d fits, %d cores)", requested, count, fits, cores)
     return count
 
 
@@ -74,18 +75,29 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def map_with_progress(pool: Executor, function: Callable, tasks: list[tuple], what: str) -> list:
-    """function(*task) for each task on the pool, in order; an INFO line each tenth of them done."""
+class Task(NamedTuple):
+    """One call for a worker: function(*args), and how many fits it makes (for the progress lines)."""
+
+    function: Callable
+    args: tuple
+    fits: int = 1
+
+
+def map_with_progress(pool: Executor, tasks: list[Task], what: str) -> list:
+    """Each task's result, in order, from the pool's workers; an INFO line each tenth of the fits done."""
     started = time.monotonic()
-    futures = [pool.submit(function, *task) for task in tasks]
-    step = max(1, math.ceil(len(futures) / PROGRESS_LINES))
+    futures = {pool.submit(task.function, *task.args): task.fits for task in tasks}
+    total = sum(futures.values())
+    step, done, logged = max(1, math.ceil(total / PROGRESS_LINES)), 0, 0
     try:
-        for done, future in enumerate(as_completed(futures), 1):
+        for future in as_completed(futures):
             future.result()  # the first task that fails stops the map
-            if done % step == 0 or done == len(futures):
+            done += futures[future]
+            if done // step > logged // step or (done == total and logged < total):
+                logged = done
                 log.info(
                     "%s %d/%d fits (%d%%), %.0f s",
-                    what, done, len(futures), 100 * done // len(futures), time.monotonic() - started,
+                    what, done, total, 100 * done // total, time.monotonic() - started,
                 )  # fmt: skip
     except BaseException as error:
         for future in futures:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from artifact import SERVED_INTERVAL_WIDTH, ForecastContract
+from artifact import SERVED_INTERVAL_WIDTH, ForecastContract, forecast_table, served_forecast
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class Fitted:
 
     model: object  # prophet.Prophet
     level_offset: float  # added to yhat (target space) on days after the last training day
+    table: pd.DataFrame | None = None  # forecast_table from the last training day, if asked for
 
 
 def training_window(config: Config, history: pd.DataFrame) -> pd.DataFrame:
@@ -92,17 +93,30 @@ def training_frame(config: Config, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"ds": rows.ds.to_numpy(), "y": y})
 
 
-def fit(config: Config, frame: pd.DataFrame, uncertainty: bool = True) -> Fitted:
-    """Fit the configuration on a (ds, y=close) frame; the offset is 0 unless it anchors."""
+def fit(
+    config: Config, frame: pd.DataFrame, uncertainty: bool = True, init: dict | None = None, days_ahead: int = 0
+) -> Fitted:
+    """Fit the configuration on a (ds, y=close) frame; the offset is 0 unless it anchors.
+
+    `init`: parameters to start the optimizer from (a warm start); Prophet falls back to its own
+    start for any whose shape does not fit. `days_ahead`: also predict the model's forecast_table
+    from the last training day to that many days after it, and read the anchor from its first row
+    (the same number as a prediction of that day alone, one Prophet predict fewer).
+    """
     rows = training_frame(config, frame)
     model = config.prophet()
     if not uncertainty:
         model.uncertainty_samples = 0  # yhat only: a calibrated interval does not use Prophet's
-    model.fit(rows)
+    model.fit(rows, **({} if init is None else {"init": init}))
+    table = None
+    if days_ahead:
+        last_day = pd.Timestamp(rows.ds.iloc[-1])
+        table = forecast_table(model, last_day, last_day + pd.Timedelta(days=days_ahead))
     offset = 0.0
     if config.anchor:
-        offset = float(rows.y.iloc[-1] - model.predict(rows.tail(1)[["ds"]]).yhat.iloc[0])
-    return Fitted(model, offset)
+        last_fit = table.yhat.iloc[0] if table is not None else model.predict(rows.tail(1)[["ds"]]).yhat.iloc[0]
+        offset = float(rows.y.iloc[-1] - last_fit)
+    return Fitted(model, offset, table)
 
 
 def contract(config: Config, fitted: Fitted, interval=None, past_days: str = "fit") -> ForecastContract:

@@ -75,17 +75,47 @@ class ProphetForecaster:
         return served_interval(closes, pool=self.pool) if self.config.calibrate else None
 
     def forecast(self, closes: pd.Series, days_ahead: int) -> Forecast:
-        frame = closes_frame(closes)
-        fitted = fit(self.config, frame, uncertainty=not self.config.calibrate)
-        last_day = frame.ds.iloc[-1]
-        table = forecast_table(fitted.model, last_day, last_day + pd.Timedelta(days=days_ahead))
-        terms = contract(self.config, fitted, self.interval(closes))
-        served = served_forecast(table, terms, last_day).iloc[1:]
-        return Forecast(
-            served.yhat.to_numpy(),
-            {level: served[f"low_{level}"].to_numpy() for level in terms.levels},
-            {level: served[f"high_{level}"].to_numpy() for level in terms.levels},
-        )
+        point = self.point_forecasts(closes, closes.index[-1:], days_ahead)[0]
+        return self.served(point, self.interval(closes))
+
+    def point_forecasts(self, closes: pd.Series, cutoffs, days_ahead: int) -> list[Forecast]:
+        """The forecast from the closes up to each cutoff (oldest first) before its calibrated interval
+        (Prophet's own band for a configuration that serves it, else none): see served().
+
+        Each fit starts from the previous cutoff's parameters (Prophet's documented warm start:
+        the optimizer has less far to go) and, where Prophet's band is not served, draws no samples.
+        """
+        forecasts, init = [], None
+        for cutoff in cutoffs:
+            frame = closes_frame(closes[closes.index <= cutoff])
+            uncertainty = not self.config.calibrate
+            fitted = fit(self.config, frame, uncertainty=uncertainty, init=init, days_ahead=days_ahead)
+            init = warm_start(fitted.model)
+            terms = contract(self.config, fitted)
+            served = served_forecast(fitted.table, terms, frame.ds.iloc[-1]).iloc[1:]
+            levels = [] if self.config.calibrate else terms.levels
+            forecasts.append(
+                Forecast(
+                    served.yhat.to_numpy(),
+                    {level: served[f"low_{level}"].to_numpy() for level in levels},
+                    {level: served[f"high_{level}"].to_numpy() for level in levels},
+                )
+            )
+        return forecasts
+
+    def served(self, point: Forecast, interval: Interval | None) -> Forecast:
+        """The point forecast with the bounds the API serves: the calibrated interval's, by artifact's
+        one function, or Prophet's own band when the configuration serves it."""
+        return with_interval(point.prediction, interval) if self.config.calibrate else point
+
+
+def warm_start(model) -> dict:
+    """A fitted Prophet's parameters as the init of the next fit (Prophet's docs, "Updating fitted models")."""
+    params = model.params
+    return {
+        **{name: float(params[name][0][0]) for name in ("k", "m", "sigma_obs")},
+        **{name: np.asarray(params[name][0]) for name in ("delta", "beta")},
+    }
 
 
 def normal_interval(sd: float, days_ahead: int, levels=LEVELS) -> Interval:

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from artifact import Interval
 from training.errors import QualityError
 from training.models.configs import Config
 from training.models.forecasters import BASELINES, Forecast, Forecaster, ProphetForecaster
 from training.models.intervals import NO_POOL, Pool
-from training.workers import map_with_progress, process_count, worker_pool
+from training.workers import Task, map_with_progress, process_count, worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,10 @@ SPACING_DAYS = 30  # days between cutoffs
 EVAL_CUTOFFS = 40  # cutoffs the metrics are measured on: the last ~3.3 years of the data
 MIN_EVAL_CUTOFFS = 8  # fewer say too little to judge a model on
 MIN_TRAIN_DAYS = 365  # history every cutoff trains on, at least
+# Consecutive cutoffs one task fits in turn, each fit warm-started from the one before: longer
+# chains start cold less often, shorter ones spread over more workers. Fixed, so that the results
+# never depend on how many workers there are.
+CHAIN_CUTOFFS = 5
 
 
 def rolling_cutoffs(days: pd.Series, eval_cutoffs: int = EVAL_CUTOFFS) -> tuple[pd.DatetimeIndex, int]:
@@ -96,9 +102,31 @@ def quiet_libraries() -> None:
             logger.addHandler(logging.NullHandler())
 
 
-def forecast_at_cutoff(forecaster: Forecaster, closes: pd.Series, days_ahead: int) -> Forecast:
-    """What the forecaster says from the closes up to a cutoff (run in a worker process)."""
-    return forecaster.forecast(closes, days_ahead)
+def forecasts_at_cutoffs(
+    forecaster: Forecaster, closes: pd.Series, cutoffs, days_ahead: int
+) -> list[Forecast]:
+    """What the forecaster says from the closes up to each cutoff (run on a worker). A Prophet
+    configuration's fits are chained (warm starts) and its calibrated interval is left to the
+    backtest, which computes it once per cutoff for every configuration (intervals_at_cutoffs)."""
+    quiet_libraries()
+    if isinstance(forecaster, ProphetForecaster):
+        return forecaster.point_forecasts(closes, cutoffs, days_ahead)
+    return [forecaster.forecast(closes[closes.index <= cutoff], days_ahead) for cutoff in cutoffs]
+
+
+def intervals_at_cutoffs(forecaster: ProphetForecaster, closes: pd.Series, cutoffs) -> list[Interval | None]:
+    """The calibrated interval the forecaster serves after each cutoff (run on a worker)."""
+    return [forecaster.interval(closes[closes.index <= cutoff]) for cutoff in cutoffs]
+
+
+def upto(closes: pd.Series, cutoffs) -> pd.Series:
+    """The closes up to the last of the cutoffs: all that a task about them is sent."""
+    return closes[closes.index <= cutoffs[-1]]
+
+
+def chains(cutoffs: pd.DatetimeIndex) -> list[pd.DatetimeIndex]:
+    """The cutoffs in runs of CHAIN_CUTOFFS, oldest first."""
+    return [cutoffs[start : start + CHAIN_CUTOFFS] for start in range(0, len(cutoffs), CHAIN_CUTOFFS)]
 
 
 def too_few_cutoffs(frame: pd.DataFrame, evaluated: int) -> QualityError:
@@ -116,10 +144,12 @@ def run_backtest(
     pool: Pool = NO_POOL,
     cutoffs: pd.DatetimeIndex | None = None,
     days_ahead: int = FORECAST_DAYS,
+    executor: Executor | None = None,
 ) -> Backtest:
     """Every configuration, as served (ProphetForecaster), and every baseline at every cutoff.
 
-    The cutoffs are rolling_cutoffs' unless given.
+    The cutoffs are rolling_cutoffs' unless given; the fits run on `executor` (training/executor.py),
+    or on a local pool of `jobs` processes.
     """
     if cutoffs is None:
         cutoffs, evaluated = rolling_cutoffs(frame.ds, eval_cutoffs)
@@ -135,6 +165,7 @@ def run_backtest(
         cutoffs,
         days_ahead,
         jobs,
+        executor,
     )
     bt.configs = {c.name: c for c in configs}
     return bt
@@ -146,24 +177,42 @@ def backtest_forecasters(
     cutoffs: pd.DatetimeIndex,
     days_ahead: int,
     jobs: int | None = None,
+    executor: Executor | None = None,
 ) -> Backtest:
-    """`forecasters` at every cutoff on worker processes, the (cheap) baselines here."""
+    """`forecasters` at every cutoff on the executor's workers (a local pool of `jobs` processes
+    unless given), the (cheap) baselines here."""
     started = time.monotonic()
-    tasks = [(f, closes[closes.index <= cutoff], days_ahead) for f in forecasters for cutoff in cutoffs]
+    runs = chains(cutoffs)
+    # The calibrated interval depends on the closes and the pool only: once per pool and cutoff.
+    pools = {id(f.pool): f for f in forecasters if isinstance(f, ProphetForecaster) and f.config.calibrate}
+    tasks = [
+        Task(forecasts_at_cutoffs, (f, upto(closes, run), run, days_ahead), len(run))
+        for f in forecasters
+        for run in runs
+    ]
+    tasks += [
+        Task(intervals_at_cutoffs, (f, upto(closes, run), run), 0) for f in pools.values() for run in runs
+    ]
     results = []
-    if tasks:
-        jobs = process_count(jobs, len(tasks))
-        log.info("%d fits with %d processes", len(tasks), jobs)
-        with worker_pool(jobs, quiet_libraries) as workers:
-            results = map_with_progress(workers, forecast_at_cutoff, tasks, "backtest")
+    if forecasters:
+        log.info("%d fits in %d tasks", len(forecasters) * len(cutoffs), len(tasks))
+        if executor is None:
+            with worker_pool(process_count(jobs, len(tasks)), quiet_libraries) as workers:
+                results = map_with_progress(workers, tasks, "backtest")
+        else:
+            results = map_with_progress(executor, tasks, "backtest")
+    per_task = [results[i * len(runs) : (i + 1) * len(runs)] for i in range(len(forecasters) + len(pools))]
+    per_cutoff = [[item for result in parts for item in result] for parts in per_task]
+    intervals = dict(zip(pools, per_cutoff[len(forecasters) :], strict=True))
     paths = {
-        baseline.name: Paths.stacked(
-            [baseline.forecast(closes[closes.index <= c], days_ahead) for c in cutoffs]
-        )
+        baseline.name: Paths.stacked([baseline.forecast(upto(closes, [c]), days_ahead) for c in cutoffs])
         for baseline in BASELINES
     }
-    for i, forecaster in enumerate(forecasters):
-        paths[forecaster.name] = Paths.stacked(results[i * len(cutoffs) : (i + 1) * len(cutoffs)])
+    for forecaster, forecasts in zip(forecasters, per_cutoff, strict=False):
+        if isinstance(forecaster, ProphetForecaster) and forecaster.config.calibrate:
+            served = zip(forecasts, intervals[id(forecaster.pool)], strict=True)
+            forecasts = [forecaster.served(point, interval) for point, interval in served]
+        paths[forecaster.name] = Paths.stacked(forecasts)
     seconds = time.monotonic() - started
     log.info("backtest took %.1f s", seconds)
     return Backtest(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,10 +183,11 @@ def choose_and_check(
     max_mape_ratio: float = GATE_MAX_MAPE_RATIO,
     incumbent: str | None = None,
     pool: Pool = NO_POOL,
+    executor: Executor | None = None,
 ) -> Choice:
     """Backtest the candidates, choose one and judge its served bands; QualityError if a gate refuses."""
     closes = daily_closes(frame)
-    bt = run_backtest(frame, list(candidates), jobs=jobs, pool=pool)
+    bt = run_backtest(frame, list(candidates), jobs=jobs, pool=pool, executor=executor)
     scores = {name: score(bt, name) for name in bt.paths}
     config, why = choose(scores, list(candidates), bt, incumbent)
     interval_scores, coverage = score_intervals(bt, config.name, SPACING_DAYS)
