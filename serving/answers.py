@@ -6,7 +6,9 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date
 from pathlib import Path
 
@@ -25,26 +27,28 @@ from artifact import (
     served_forecast,
 )
 from serving.http import ALIASES
+from serving.packed import DerivedBytes, PackedBytes, PackedInts, positions_of
 
 
 @dataclass
 class ForecastAnswers:
     """Every day's forecast, serialized once, keyed by ISO day: the answers the routes send whole,
-    and the pieces that answers with `level` splice together (docs/api.md has each shape)."""
+    and the pieces that answers with `level` splice together (docs/api.md has each shape). Each
+    table is packed (serving/packed.py): a model holds some twenty strings for each of its days."""
 
-    answers: dict[str, bytes] = field(default_factory=dict)  # /forecast/<asset>?date=: the JSON body
-    items: dict[str, bytes] = field(default_factory=dict)  # the day's object in a range
-    short_answers: dict[str, bytes] = field(default_factory=dict)  # /bitcoin?date=: the seed's four keys
-    csv_rows: dict[str, bytes] = field(default_factory=dict)  # the CSV line
-    horizons: dict[str, int] = field(default_factory=dict)  # days after the last day with data
-    heads: dict[str, bytes] = field(default_factory=dict)  # '{"date":...,"day":...,"prediction":...' (open)
-    short_heads: dict[str, bytes] = field(default_factory=dict)  # '{"date":...,"prediction":...' (open)
-    tails: dict[str, bytes] = field(default_factory=dict)  # ',"horizon_days":N' (open)
+    answers: Mapping[str, bytes]  # /forecast/<asset>?date=: the JSON body
+    items: Mapping[str, bytes]  # the day's object in a range
+    short_answers: Mapping[str, bytes]  # /bitcoin?date=: the seed's four keys
+    csv_rows: Mapping[str, bytes]  # the CSV line
+    horizons: Mapping[str, int]  # days after the last day with data
+    heads: Mapping[str, bytes]  # '{"date":...,"day":...,"prediction":...' (open)
+    short_heads: Mapping[str, bytes]  # '{"date":...,"prediction":...' (open)
+    tails: Mapping[str, bytes]  # ',"horizon_days":N' (open)
+    csv_heads: Mapping[str, bytes]  # 'day,prediction'
+    csv_tails: Mapping[str, bytes]  # ',horizon_days,as_of,source' and newline
+    level_parts: dict[int, Mapping[str, bytes]]  # level -> day -> JSON object
+    level_csv: dict[int, Mapping[str, bytes]]  # level -> day -> ",low,high"
     facts: bytes = b""  # '"as_of":...,"source":...': the same for every day
-    csv_heads: dict[str, bytes] = field(default_factory=dict)  # 'day,prediction'
-    csv_tails: dict[str, bytes] = field(default_factory=dict)  # ',horizon_days,as_of,source' and newline
-    level_parts: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> JSON object
-    level_csv: dict[int, dict[str, bytes]] = field(default_factory=dict)  # level -> day -> ",low,high"
 
 
 @dataclass(frozen=True)
@@ -55,11 +59,11 @@ class ServedModel:
     metadata: Metadata
     first_day: date  # first and last day with a forecast
     last_day: date
-    answers: dict[str, bytes]  # "YYYY-MM-DD" -> the JSON body of a one-day answer
+    answers: Mapping[str, bytes]  # "YYYY-MM-DD" -> the JSON body of a one-day answer
     days: ForecastAnswers  # every day's answers and their pieces, answers among them
     facts: DataFacts  # the as-of day and source every answer states
-    closes: dict[str, bytes]  # "YYYY-MM-DD" -> {"date","close"} JSON of the training data
-    close_rows: dict[str, bytes]  # the same as CSV lines
+    closes: Mapping[str, bytes]  # "YYYY-MM-DD" -> {"date","close"} JSON of the training data
+    close_rows: Mapping[str, bytes]  # the same as CSV lines
     levels: tuple[int, ...] = (80,)  # the interval levels a client may ask for
 
 
@@ -112,13 +116,12 @@ def number(value: float) -> str:
     return repr(value)
 
 
-def forecast_answers(table: pd.DataFrame, levels, facts: DataFacts) -> ForecastAnswers:
-    """Every day's answers, keyed by ISO day: each date and price formatted once."""
-    done = ForecastAnswers(
-        level_parts={level: {} for level in levels}, level_csv={level: {} for level in levels}
-    )
-    done.facts = compact_json({"as_of": facts.as_of.isoformat(), "source": facts.source})[1:-1]
+def forecast_answers(table: pd.DataFrame, levels, facts: DataFacts, short: bool = False) -> ForecastAnswers:
+    """Every day's answers, keyed by ISO day: each date and price formatted once. `short`: the seed's
+    four-key answers too, for an asset an alias (/bitcoin) serves."""
+    facts_json = compact_json({"as_of": facts.as_of.isoformat(), "source": facts.source})[1:-1]
     csv_facts = f"{facts.as_of},{facts.source}"
+    tables = defaultdict(list)
     # Byte for byte what compact_json gives for the same objects (tests/test_golden.py), written as
     # strings: json.dumps per answer was most of the startup.
     bounds = {level: (table[f"low_{level}"].tolist(), table[f"high_{level}"].tolist()) for level in levels}
@@ -127,35 +130,66 @@ def forecast_answers(table: pd.DataFrame, levels, facts: DataFacts) -> ForecastA
         day = ds.date().isoformat()
         served_date = http_date(ds.to_pydatetime().replace(tzinfo=UTC))
         prediction, low, high = (price(v) for v in values)
-        horizon = done.horizons[day] = facts.horizon(day)
+        horizon = facts.horizon(day)
         band = f'"prediction_low":{number(low)},"prediction_high":{number(high)}'.encode()
         head = f'{{"date":"{served_date}","day":"{day}","prediction":{number(prediction)}'.encode()
         short_head = f'{{"date":"{served_date}","prediction":{number(prediction)}'.encode()
         tail = f',"horizon_days":{horizon}'.encode()
-        done.heads[day], done.short_heads[day], done.tails[day] = head, short_head, tail
-        done.items[day] = head + b"," + band + tail + b"}"
-        done.answers[day] = head + b"," + band + tail + b"," + done.facts + b"}"
-        done.short_answers[day] = short_head + b"," + band + b"}"
-        done.csv_rows[day] = f"{day},{prediction},{low},{high},{horizon},{csv_facts}\n".encode()
-        done.csv_heads[day] = f"{day},{prediction}".encode()
-        done.csv_tails[day] = f",{horizon},{csv_facts}\n".encode()
+        row = {
+            "days": day,
+            "horizons": horizon,
+            "heads": head,
+            "tails": tail,
+            "answers": head + b"," + band + tail + b"," + facts_json + b"}",
+            "csv_rows": f"{day},{prediction},{low},{high},{horizon},{csv_facts}\n".encode(),
+            "csv_heads": f"{day},{prediction}".encode(),
+            "csv_tails": f",{horizon},{csv_facts}\n".encode(),
+        }
+        if short:
+            row["short_heads"] = short_head
+            row["short_answers"] = short_head + b"," + band + b"}"
+        for name, value in row.items():
+            tables[name].append(value)
         for level in levels:
             low, high = price(bounds[level][0][index]), price(bounds[level][1][index])
-            done.level_parts[level][day] = (
+            tables[("level", level)].append(
                 f'{{"level":{level},"low":{number(low)},"high":{number(high)}}}'.encode()
             )
-            done.level_csv[level][day] = f",{low},{high}".encode()
-    return done
+            tables[("csv", level)].append(f",{low},{high}".encode())
+    return packed_answers(tables, levels, facts_json)
 
 
-def close_answers(history: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, bytes]]:
+SHORT_TABLES = ("short_answers", "short_heads")  # only for an asset an alias serves
+
+
+def packed_answers(tables: dict, levels, facts_json: bytes) -> ForecastAnswers:
+    """The lists forecast_answers built, each packed over the days' shared positions."""
+    positions = positions_of(tables["days"])
+    horizons = PackedInts(positions, tables["horizons"])
+    level_parts = {level: PackedBytes(positions, tables["level", level]) for level in levels}
+    level_csv = {level: PackedBytes(positions, tables["csv", level]) for level in levels}
+    names = ("answers", "csv_rows", "heads", "tails", "csv_heads", "csv_tails")
+    packed = {name: PackedBytes(positions, tables[name]) for name in names}
+    short = {name: PackedBytes(positions, tables[name]) if name in tables else {} for name in SHORT_TABLES}
+    # A range's item is the one-day answer without the facts it states once: '...,"as_of":..}' -> '...}'.
+    cut = -len(facts_json) - 2
+    items = DerivedBytes(packed["answers"], lambda answer: answer[:cut] + b"}")
+    return ForecastAnswers(
+        **packed, **short, items=items, horizons=horizons, level_parts=level_parts, level_csv=level_csv,
+        facts=facts_json,
+    )  # fmt: skip
+
+
+def close_answers(history: pd.DataFrame) -> tuple[Mapping[str, bytes], Mapping[str, bytes]]:
     """The training data's daily closes as JSON objects and CSV lines, keyed by ISO day."""
-    closes, rows = {}, {}
+    days, closes, rows = [], [], []
     for ds, y in zip(history.ds, history.y, strict=True):
         day, close = ds.date().isoformat(), price(y)
-        closes[day] = f'{{"date":"{day}","close":{number(close)}}}'.encode()  # as compact_json writes it
-        rows[day] = f"{day},{close}\n".encode()
-    return closes, rows
+        days.append(day)
+        closes.append(f'{{"date":"{day}","close":{number(close)}}}'.encode())  # as compact_json writes it
+        rows.append(f"{day},{close}\n".encode())
+    positions = positions_of(days)
+    return PackedBytes(positions, closes), PackedBytes(positions, rows)
 
 
 def load_prophet_model(metadata_file: Path) -> tuple[Metadata, object]:
@@ -238,7 +272,7 @@ def answer_model(metadata_file: Path) -> ServedModel:
         history = model.history.assign(y=np.exp(model.history.y)) if contract.log_target else model.history
     check_served_values(metadata_file, table, contract.levels, float(history.y.abs().max()))
     facts = data_facts(metadata)
-    days = forecast_answers(table, contract.levels, facts)
+    days = forecast_answers(table, contract.levels, facts, short=metadata_file.stem in ALIASES.values())
     closes, close_rows = close_answers(history)
     return ServedModel(
         metadata_file.stem, metadata, first_day, last_day, days.answers, days, facts, closes,
