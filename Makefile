@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+# --no-compile: Python compiles each module on its first import instead of pip compiling every
+# installed file (half the install time; most are never imported).
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check --no-compile
 MODEL_DIR ?= models
 SOURCE ?= auto
 TRAIN_ARGS ?=
@@ -36,7 +38,7 @@ train: $(VENV)/.run-deps
 serve: $(VENV)/.run-deps precompress
 	$(SERVE)
 
-## test: lint, security checks (bandit), then the whole test suite
+## test: lint, security checks (bandit), then the whole test suite, one worker per core (pytest-xdist)
 test: $(VENV)/.dev-deps precompress $(NODE_TOOLS)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -44,7 +46,7 @@ test: $(VENV)/.dev-deps precompress $(NODE_TOOLS)
 	@# Tests, benchmarks and delivery scripts assert (B101, tests) and run programs by name with
 	@# fixed arguments (B404, B603, B607): our own, git, wrk and the container engine.
 	$(PY) -m bandit -q -r tests $(wildcard bench scripts) -s B101,B404,B603,B607
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadgroup
 
 ## report: backtest every candidate on the bundled snapshots; writes reports/backtest.md and its plots
 report: $(VENV)/.run-deps

@@ -165,8 +165,17 @@ def start_full_job() -> Training:
 
 def pytest_collection_modifyitems(items) -> None:
     """Start the full job as the session starts when a collected test needs it: it trains on the
-    core the other tests leave idle most of the time, instead of making its first test wait."""
-    if any("trained_model_dir" in item.fixturenames for item in items):
+    core the other tests leave idle most of the time, instead of making its first test wait.
+
+    Under pytest-xdist (make test) every worker collects every test: the tests of the job form one
+    group, run by one worker (--dist loadgroup), which starts the job when the first of them needs
+    it while the other workers go on with theirs.
+    """
+    needing = [item for item in items if "trained_model_dir" in item.fixturenames]
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        for item in needing:
+            item.add_marker(pytest.mark.xdist_group("full-training-job"))
+    elif needing:
         start_full_job()
 
 
