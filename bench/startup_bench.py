@@ -73,16 +73,39 @@ def main() -> None:
     parser.add_argument("--assets", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-startup-") as folder:
-        many_assets(args.source, args.assets, Path(folder))
-        runs = [startup(Path(folder)) for _ in range(args.runs)]
+    runs, baseline = measure(args.source, args.assets, args.runs), measure(args.source, 1, args.runs)
     seconds, rss = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
-    print(f"api.py on {args.assets} assets (copies of {args.source}), {args.runs} runs:")
+    one_seconds, one_rss = (
+        statistics.median(r[0] for r in baseline),
+        statistics.median(r[1] for r in baseline),
+    )
+    print(
+        f"api.py on {args.assets} assets (copies of {args.source}), {args.runs} runs each, against 1 asset:"
+    )
     times = ", ".join(f"{r[0]:.2f}" for r in runs)
-    print(f"  ready (first 200 on /health): median {seconds:.2f} s, runs {times}")
-    print(f"  peak RSS when ready: median {rss:.0f} MB, runs {', '.join(f'{r[1]:.0f}' for r in runs)}")
+    print(
+        f"  ready (first 200 on /health): median {seconds:.2f} s, runs {times}; 1 asset {one_seconds:.2f} s"
+    )
+    print(
+        f"  peak RSS when ready: median {rss:.0f} MB, runs {', '.join(f'{r[1]:.0f}' for r in runs)}; "
+        f"1 asset {one_rss:.0f} MB"
+    )
+    if args.assets > 1:
+        extra = args.assets - 1
+        print(
+            f"  each asset beyond the first: {(seconds - one_seconds) / extra:.3f} s, "
+            f"{(rss - one_rss) / extra:.2f} MB "
+            f"({seconds / one_seconds:.1f}x the time, {rss / one_rss:.1f}x the memory of 1 asset)"
+        )
     if args.assets == 50:
         print(f"  targets: ready <= {TARGET_SECONDS:g} s, <= {TARGET_MB:g} MB")
+
+
+def measure(source: Path, assets: int, runs: int) -> list[tuple[float, float]]:
+    """`runs` startups of api.py on a folder of `assets` copies of the source's pairs."""
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as folder:
+        many_assets(source, assets, Path(folder))
+        return [startup(Path(folder)) for _ in range(runs)]
 
 
 if __name__ == "__main__":
