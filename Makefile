@@ -46,7 +46,8 @@ test: $(VENV)/.dev-deps precompress $(NODE_TOOLS)
 	@# Tests, benchmarks and delivery scripts assert (B101, tests) and run programs by name with
 	@# fixed arguments (B404, B603, B607): our own, git, wrk and the container engine.
 	$(PY) -m bandit -q -r tests $(wildcard bench scripts) -s B101,B404,B603,B607
-	$(PY) -m pytest -n auto --dist loadgroup
+	$(PY) -m pytest -n auto --dist worksteal -m "not alone"
+	$(PY) -m pytest -m alone
 
 ## report: backtest every candidate on the bundled snapshots; writes reports/backtest.md and its plots
 report: $(VENV)/.run-deps

@@ -138,52 +138,88 @@ def model_dir(tmp_path_factory) -> Path:
     return folder
 
 
+FULL_JOB_TIMEOUT = 900  # seconds
+
+
 @dataclass
 class Training:
-    """train.py running in the background: the models folder, the process, its output file."""
+    """The session's full training job: train.py on the snapshot, in the background."""
 
-    folder: Path
-    process: subprocess.Popen
-    output: Path
+    folder: Path  # models/, train.log and, once the job has ended, exit-code
+    process: subprocess.Popen | None  # None: the job of another pytest-xdist worker
+    shared: bool = False  # in the folder every xdist worker of the run sees
+
+    def models(self, timeout: float = FULL_JOB_TIMEOUT) -> Path:
+        """The models folder, once the job has ended well (whichever process started it)."""
+        exit_code = self.folder / "exit-code"
+        deadline = time.monotonic() + timeout
+        while not exit_code.exists():
+            assert time.monotonic() < deadline, f"the full training job took more than {timeout} s"
+            time.sleep(0.5)
+        assert exit_code.read_text() == "0", (self.folder / "train.log").read_text()
+        return self.folder / "models"
 
 
 FULL_JOB: list[Training] = []  # the session's one full training run, once started
 
 
-def start_full_job() -> Training:
-    """Start the full training job on the snapshot in the background, into a folder of its own."""
-    folder = Path(tempfile.mkdtemp(prefix="trained-models-"))
-    output = folder.with_name(folder.name + ".log")
-    with output.open("w") as log:
+def start_full_job(folder: Path, shared: bool = False) -> Training:
+    """Start the full training job on the snapshot in the background, into `folder`; its exit code
+    is written beside the models when it ends, for any process of the run to read."""
+    with (folder / "train.log").open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "train.py"), "--source", "snapshot", "--model-dir", str(folder)],
+            [sys.executable, "train.py", "--source", "snapshot", "--model-dir", str(folder / "models")],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
-    FULL_JOB.append(Training(folder, process, output))
+
+    def record_exit_code() -> None:
+        written = folder / "exit-code.tmp"
+        written.write_text(str(process.wait()))
+        written.replace(folder / "exit-code")
+
+    threading.Thread(target=record_exit_code, daemon=True).start()
+    FULL_JOB.append(Training(folder, process, shared))
     return FULL_JOB[-1]
 
 
-def pytest_collection_modifyitems(items) -> None:
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected theirs
+def pytest_collection_modifyitems(config, items) -> None:
     """Start the full job as the session starts when a collected test needs it: it trains on the
     core the other tests leave idle most of the time, instead of making its first test wait.
 
-    Under pytest-xdist (make test) every worker collects every test: the tests of the job form one
-    group, run by one worker (--dist loadgroup), which starts the job when the first of them needs
-    it while the other workers go on with theirs.
+    Under pytest-xdist (make test) every worker collects every test: the first worker here starts
+    the job, in a folder of the run's that every worker sees (pytest keeps it with the run's
+    other temporary folders), and the job's tests wait for it on whichever worker runs them.
     """
     needing = [item for item in items if "trained_model_dir" in item.fixturenames]
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        for item in needing:
-            item.add_marker(pytest.mark.xdist_group("full-training-job"))
-    elif needing:
-        start_full_job()
+    if not needing:
+        return
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        start_full_job(Path(tempfile.mkdtemp(prefix="trained-models-")))
+        return
+    folder = config._tmp_path_factory.getbasetemp().parent / "full-training-job"
+    try:
+        folder.mkdir()  # atomic: one worker wins
+    except FileExistsError:
+        FULL_JOB.append(Training(folder, None, shared=True))
+    else:
+        start_full_job(folder, shared=True)
 
 
-def pytest_sessionfinish() -> None:
+def pytest_sessionfinish(exitstatus) -> None:
+    """An interrupted session stops the job; otherwise a worker waits for the job it started, which
+    another worker's tests may still need. A folder of this process alone is removed."""
     for training in FULL_JOB:
-        stop_process(training.process)
-        shutil.rmtree(training.folder, ignore_errors=True)
-        training.output.unlink(missing_ok=True)
+        if training.process is not None:
+            if exitstatus == pytest.ExitCode.INTERRUPTED:
+                stop_process(training.process)
+            else:
+                try:
+                    training.process.wait(timeout=FULL_JOB_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    stop_process(training.process)
+        if not training.shared:
+            shutil.rmtree(training.folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -193,10 +229,8 @@ def trained_model_dir() -> Path:
     This is the full training job: backtest of every candidate, choice, calibration, quality gate,
     run once per session, in the background from its start; only the tests of that job wait for it.
     """
-    training = FULL_JOB[0] if FULL_JOB else start_full_job()
-    training.process.wait(timeout=900)
-    assert training.process.returncode == 0, training.output.read_text()
-    return training.folder
+    training = FULL_JOB[0] if FULL_JOB else start_full_job(Path(tempfile.mkdtemp(prefix="trained-models-")))
+    return training.models()
 
 
 @pytest.fixture(scope="session")
