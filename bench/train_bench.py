@@ -51,14 +51,15 @@ def synthetic_bars(index: int, days: int, today: date) -> list[dict]:
     start = rng.integers(0, len(closes) - days - 1)
     returns = np.diff(np.log(closes[start : start + days + 2]))
     prices = 100 * np.exp(np.cumsum(returns))
+    opens = np.concatenate([[100.0], prices[:-1]])  # each day opens at the close before: it never closes
     first = today - timedelta(days=days)
     return [
         {
-            **{"o": float(price), "h": float(price) * 1.01, "l": float(price) * 0.99, "c": float(price)},
-            **{"v": 1000.0, "n": 0, "vw": float(price)},
+            **{"o": float(open_), "c": float(close), "vw": float(close), "v": 1000.0, "n": 0},
+            **{"h": float(max(open_, close)) * 1.005, "l": float(min(open_, close)) * 0.995},
         }
         | {"t": f"{(first + timedelta(days=i)).isoformat()}T00:00:00Z"}
-        for i, price in enumerate(prices)
+        for i, (open_, close) in enumerate(zip(opens, prices, strict=True))
     ]
 
 
@@ -67,7 +68,7 @@ def train_once(
 ) -> dict:
     """Train `count` synthetic assets in this process, as train.py does; what the run took."""
     from tests.fake_alpaca import FakeAlpaca, start_fake_alpaca, stop_fake_alpaca
-    from train import configure_logging, train_assets
+    from train import configure_logging, planned_fits, train_assets
     from training.data.assets import Asset
     from training.data.validation import DEFAULT_MIN_ROWS
     from training.executor import training_executor
@@ -90,7 +91,8 @@ def train_once(
     )  # fmt: skip
     try:
         started = time.perf_counter()
-        with model_folder(model_dir), training_executor(None, address, quiet_libraries) as executor:
+        fits = planned_fits(assets, options)
+        with model_folder(model_dir), training_executor(None, address, quiet_libraries, fits) as executor:
             failed = train_assets(assets, options, executor)
             seconds = time.perf_counter() - started
             worker_rss = worker_peak_mb(executor) if address else None
