@@ -53,6 +53,18 @@ def start_make(make: str, model_dir: Path, *variables: str, env: dict | None = N
     return process, Output(process.stdout)
 
 
+def output_until_serving(make: str, model_dir: Path, *variables: str, timeout: float, env=None) -> str:
+    """What `make run` printed up to the server's startup line, which must come within `timeout` s."""
+    process, output = start_make(make, model_dir, *variables, env=env)
+    try:
+        serving = output.wait_for(r"Serving on http://", timeout)
+    finally:
+        stop(process)
+    text = "".join(output.lines)
+    assert serving, text
+    return text
+
+
 def stop(process: subprocess.Popen) -> None:
     """SIGTERM make's process group (make and the server it started), SIGKILL if it lingers."""
     if process.poll() is None:
@@ -74,13 +86,7 @@ def seeded(folder: Path) -> Path:
 def test_a_plain_make_run_serves_the_models_and_says_their_source_and_day(make, tmp_path):
     folder = seeded(tmp_path / "models")
     age = (datetime.now(UTC).date() - date(2026, 8, 20)).days
-    process, output = start_make(make, folder)
-    try:
-        serving = output.wait_for(r"Serving on http://", SERVER_START_TIMEOUT)
-    finally:
-        stop(process)
-    text = "".join(output.lines)
-    assert serving, text
+    text = output_until_serving(make, folder, timeout=SERVER_START_TIMEOUT)
     assert (
         f"make run: serving the models in {folder} as they are: btc from snapshot, data up to 2026-08-20 "
         f"({age} days ago) (make run SOURCE=alpaca or SOURCE=snapshot trains them again first)"
@@ -93,13 +99,7 @@ def test_a_plain_make_run_serves_the_models_and_says_their_source_and_day(make, 
 
 def test_make_run_with_a_source_trains_from_it_before_serving(make, tmp_path):
     folder = seeded(tmp_path / "models")
-    process, output = start_make(make, folder, "SOURCE=snapshot", QUICK_TRAINING)
-    try:
-        serving = output.wait_for(r"Serving on http://", TRAINING_TIMEOUT)
-    finally:
-        stop(process)
-    text = "".join(output.lines)
-    assert serving, text
+    text = output_until_serving(make, folder, "SOURCE=snapshot", QUICK_TRAINING, timeout=TRAINING_TIMEOUT)
     assert "train.py --source snapshot" in text and "read 4356 bars from snapshot" in text
     assert text.index("wrote ") < text.index("Serving on")
     metadata = json.loads((folder / "btc.json").read_text())
@@ -124,13 +124,7 @@ def test_make_run_source_alpaca_serves_nothing_when_alpaca_cannot_be_reached(mak
 def test_a_plain_make_run_without_models_trains_first(make, tmp_path):
     folder = tmp_path / "models"
     unreachable = {"ALPACA_DATA_URL": f"http://127.0.0.1:{free_port()}"}  # auto: the snapshot, loudly
-    process, output = start_make(make, folder, QUICK_TRAINING, env=unreachable)
-    try:
-        serving = output.wait_for(r"Serving on http://", TRAINING_TIMEOUT)
-    finally:
-        stop(process)
-    text = "".join(output.lines)
-    assert serving, text
+    text = output_until_serving(make, folder, QUICK_TRAINING, timeout=TRAINING_TIMEOUT, env=unreachable)
     assert "TRAINING BTC/USD ON THE BUNDLED SNAPSHOT" in text and "make run: serving" not in text
     assert json.loads((folder / "btc.json").read_text())["source"] == "snapshot"
 
