@@ -195,9 +195,10 @@ def backtest_forecasters(
     ]
     results = []
     if forecasters:
-        log.info("%d fits in %d tasks", len(forecasters) * len(cutoffs), len(tasks))
+        fits = len(forecasters) * len(cutoffs)
+        log.info("%d fits in %d tasks", fits, len(tasks))
         if executor is None:
-            with worker_pool(process_count(jobs, len(tasks)), quiet_libraries) as workers:
+            with worker_pool(process_count(jobs, fits), quiet_libraries) as workers:
                 results = map_with_progress(workers, tasks, "backtest")
         else:
             results = map_with_progress(executor, tasks, "backtest")
