@@ -133,7 +133,6 @@ def forecast_answers(table: pd.DataFrame, levels, facts: DataFacts, short: bool 
         horizon = facts.horizon(day)
         band = f'"prediction_low":{number(low)},"prediction_high":{number(high)}'.encode()
         head = f'{{"date":"{served_date}","day":"{day}","prediction":{number(prediction)}'.encode()
-        short_head = f'{{"date":"{served_date}","prediction":{number(prediction)}'.encode()
         tail = f',"horizon_days":{horizon}'.encode()
         row = {
             "days": day,
@@ -146,6 +145,7 @@ def forecast_answers(table: pd.DataFrame, levels, facts: DataFacts, short: bool 
             "csv_tails": f",{horizon},{csv_facts}\n".encode(),
         }
         if short:
+            short_head = f'{{"date":"{served_date}","prediction":{number(prediction)}'.encode()
             row["short_heads"] = short_head
             row["short_answers"] = short_head + b"," + band + b"}"
         for name, value in row.items():
